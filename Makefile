@@ -1,0 +1,28 @@
+# make run   set up .venv from nothing (first time compiles llama.cpp) and open the chat
+# make test  set up .venv with the test extras and run lint + the whole test suite
+VENV := .venv
+BIN  := $(VENV)/bin
+
+.PHONY: run test lint bench clean
+
+$(VENV)/.setup-run: pyproject.toml scripts/setup.sh
+	scripts/setup.sh
+
+$(VENV)/.setup-test: pyproject.toml scripts/setup.sh
+	scripts/setup.sh test
+
+run: $(VENV)/.setup-run
+	$(BIN)/rp-chat $(ARGS)
+
+test: $(VENV)/.setup-test
+	$(BIN)/ruff check rp_context tui tests bench
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.setup-test
+	$(BIN)/ruff check rp_context tui tests bench
+
+bench: $(VENV)/.setup-test
+	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,45 @@
+"""The library imports neither Textual nor the app, and loads llama_cpp only when a model is used."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def _run(code: str) -> dict[str, bool]:
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_library_import_is_ui_free_and_model_free() -> None:
+    code = """
+import json, sys
+import rp_context
+from rp_context import TiktokenCounter, detect_family
+from rp_context.cli import build_parser
+build_parser()
+n = TiktokenCounter().count("Hello there, traveller.")
+print(json.dumps({
+    "counted": n > 0,
+    "textual": "textual" in sys.modules,
+    "tui": "tui" in sys.modules,
+    "llama_cpp": "llama_cpp" in sys.modules,
+}))
+"""
+    state = _run(code)
+    assert state == {"counted": True, "textual": False, "tui": False, "llama_cpp": False}
+
+
+def test_llama_cpp_loads_when_a_model_is_used() -> None:
+    code = """
+import json, sys
+from rp_context import LlamaTokenizer, default_model_path
+before = "llama_cpp" in sys.modules
+tok = LlamaTokenizer(default_model_path())
+print(json.dumps({"before": before, "after": "llama_cpp" in sys.modules,
+                  "textual": "textual" in sys.modules, "tokens": len(tok.tokenize("hi")) > 0}))
+"""
+    assert _run(code) == {"before": False, "after": True, "textual": False, "tokens": True}

@@ -1,0 +1,50 @@
+"""`model_info`: facts read from the GGUF through llama.cpp, and the family they map to."""
+
+from __future__ import annotations
+
+from rp_context import detect_family, model_info
+
+
+def test_default_model_is_chatml(smollm_path) -> None:
+    info = model_info(smollm_path)
+    assert info.architecture == "llama"
+    assert info.context_length == 8192
+    assert (info.bos_token, info.bos_id) == ("<|im_start|>", 1)
+    assert (info.eos_token, info.eos_id) == ("<|im_end|>", 2)
+    assert info.add_bos is False
+    assert info.has_chat_template and "<|im_start|>" in (info.chat_template or "")
+    assert info.family == "chatml" and info.family_source == "chat_template"
+    assert info.warnings == []
+
+
+def test_gemma_base_model_has_no_template_and_warns(gemma_path) -> None:
+    info = model_info(gemma_path)
+    assert info.architecture == "gemma3"
+    assert info.context_length == 32768
+    assert info.add_bos is True
+    assert info.has_chat_template is False and info.chat_template is None
+    assert info.family == "gemma" and info.family_source == "architecture"
+    assert info.warnings and "no chat template" in info.warnings[0]
+
+
+def test_detection_from_template_markers(reference_dir) -> None:
+    tdir = reference_dir / "templates"
+    expected = {
+        "chatml.jinja": "chatml",
+        "smollm2-instruct.jinja": "chatml",
+        "llama-3-instruct.jinja": "llama3",
+        "gemma-2-it.jinja": "gemma",
+        "phi-3.5-mini-instruct.jinja": "phi3",
+        "llama-2-chat.jinja": "llama2",
+        "mistral-v7-large-2411.jinja": "mistral-v7",
+        "vicuna-1.1.jinja": "vicuna",
+    }
+    for name, family in expected.items():
+        guess = detect_family((tdir / name).read_text(), "llama", None)
+        assert guess.family == family, name
+        assert guess.warning is None
+
+
+def test_unknown_everything_falls_back_loudly() -> None:
+    guess = detect_family(None, "mamba", "Something 1B")
+    assert guess.source == "fallback" and guess.warning

@@ -1,0 +1,1 @@
+"""rp-chat: the Textual terminal app for roleplay chats on top of rp_context."""
