@@ -33,6 +33,8 @@ class TextPart:
 
     text: str
     special: bool = False
+    source: int | None = None
+    """Index of the input message this part came from (None: template-level text such as BOS)."""
 
 
 def join_parts(parts: Iterable[TextPart]) -> str:

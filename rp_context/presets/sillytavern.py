@@ -1,0 +1,126 @@
+"""SillyTavern preset JSON in and out: instruct, context and system-prompt presets.
+
+Import keeps every key: the ones we model become fields, legacy or unknown ones go to
+`sillytavern_extra`, so exporting gives back the same keys and values.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ..atomic import write_text_atomic
+from ..errors import PresetError
+from ..templates.model import InstructTemplate
+from .models import ContextPreset, SysPromptPreset
+
+__all__ = [
+    "import_sillytavern",
+    "import_sillytavern_file",
+    "export_sillytavern",
+    "save_sillytavern",
+    "sillytavern_kind",
+    "ST_KEYS",
+]
+
+_OURS = {"description", "sillytavern_extra"}
+_INSTRUCT_EXTRAS = {
+    "bos_token",
+    "eos_token",
+    "system_role",
+    "system_merge_separator",
+    "trim_content",
+    "strict_alternation",
+    "block_prefix",
+    "generation_prompt",
+}
+
+ST_KEYS: dict[str, list[str]] = {
+    "instruct": [k for k in InstructTemplate.model_fields if k not in _OURS | _INSTRUCT_EXTRAS],
+    "context": [k for k in ContextPreset.model_fields if k not in _OURS],
+    "sysprompt": [k for k in SysPromptPreset.model_fields if k not in _OURS],
+}
+_MODELS: dict[str, type[BaseModel]] = {
+    "instruct": InstructTemplate,
+    "context": ContextPreset,
+    "sysprompt": SysPromptPreset,
+}
+
+
+def sillytavern_kind(data: dict[str, Any]) -> str | None:
+    """Which kind of SillyTavern preset a JSON object is, from its keys."""
+    if "input_sequence" in data or "output_sequence" in data:
+        return "instruct"
+    if "story_string" in data:
+        return "context"
+    if "content" in data:
+        return "sysprompt"
+    return None
+
+
+def import_sillytavern(data: Any, path: str | Path | None = None, kind: str | None = None) -> BaseModel:
+    """A SillyTavern instruct, context or system-prompt preset (parsed JSON) as our model."""
+    if not isinstance(data, dict):
+        raise PresetError(path, "a SillyTavern preset must be a JSON object")
+    kind = kind or sillytavern_kind(data)
+    if kind not in _MODELS:
+        raise PresetError(
+            path, "not a SillyTavern instruct, context or system-prompt preset (no known keys)"
+        )
+    known = set(ST_KEYS[kind])
+    fields = {k: v for k, v in data.items() if k in known}
+    extra = {k: v for k, v in data.items() if k not in known}
+    if kind == "sysprompt" and fields.get("post_history") is None:
+        fields.pop("post_history", None)
+    if extra:
+        fields["sillytavern_extra"] = extra
+    try:
+        return _MODELS[kind].model_validate(fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        raise PresetError(path, f"SillyTavern {kind} preset: {loc}: {err['msg']}") from exc
+
+
+def import_sillytavern_file(path: str | Path) -> BaseModel:
+    """Read a SillyTavern preset JSON file."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise PresetError(p, "preset file not found") from exc
+    except UnicodeDecodeError as exc:
+        raise PresetError(p, "preset file is not UTF-8") from exc
+    except json.JSONDecodeError as exc:
+        raise PresetError(p, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+    except OSError as exc:
+        raise PresetError(p, f"cannot read preset file ({exc.strerror or exc})") from exc
+    return import_sillytavern(data, p)
+
+
+def export_sillytavern(preset: BaseModel, *, full: bool = False) -> dict[str, Any]:
+    """The SillyTavern JSON object of a preset: the SillyTavern keys it sets (all with `full`),
+    plus the keys kept from import. Family extras (BOS, system policy, ...) have no place there."""
+    kind = next((k for k, cls in _MODELS.items() if type(preset) is cls), None)
+    if kind is None:
+        raise PresetError(None, f"{type(preset).__name__} has no SillyTavern form")
+    dumped = preset.model_dump(mode="json")
+    out: dict[str, Any] = {}
+    for key in ST_KEYS[kind]:
+        if full or key in preset.model_fields_set or key == "name":
+            if key == "post_history" and dumped[key] is None:
+                continue
+            out[key] = dumped[key]
+    out.update(getattr(preset, "sillytavern_extra", {}) or {})
+    return out
+
+
+def save_sillytavern(preset: BaseModel, path: str | Path, *, full: bool = True) -> Path:
+    """Write a preset as SillyTavern JSON, atomically."""
+    p = Path(path)
+    text = json.dumps(export_sillytavern(preset, full=full), indent=4, ensure_ascii=False) + "\n"
+    write_text_atomic(p, text)
+    return p

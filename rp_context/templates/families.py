@@ -1,0 +1,84 @@
+"""Built-in template families (YAML instruct presets) and resolving a `--template` argument."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+from ..errors import TemplateError
+from .model import InstructTemplate
+
+__all__ = ["get_family", "list_families", "resolve_template", "template_for_model", "FAMILY_ALIASES"]
+
+FAMILY_ALIASES: dict[str, str] = {"llama2-sys": "llama2", "plain-text": "plain", "text": "plain"}
+"""Other names accepted for a family (llama.cpp's `llama2-sys` is our `llama2`)."""
+
+
+def list_families() -> list[str]:
+    """Names of the instruct presets shipped with rp-context (and the user's own)."""
+    from ..presets.library import list_presets
+
+    return [e.name for e in list_presets("instruct")]
+
+
+def get_family(name: str) -> InstructTemplate:
+    """The instruct template called `name` (a shipped family or a user instruct preset)."""
+    from ..errors import PresetError
+    from ..presets.library import find_preset
+    from ..presets.yamlio import load_preset_file
+
+    key = FAMILY_ALIASES.get(name, name)
+    try:
+        entry = find_preset(key, "instruct")
+    except PresetError as exc:
+        raise TemplateError(
+            f"unknown template {name!r}; known: {', '.join(list_families())}"
+        ) from exc
+    preset = load_preset_file(entry.path)
+    assert isinstance(preset, InstructTemplate)
+    return preset
+
+
+def template_for_model(path: str | Path | None = None, tokenizer: Any = None, *, prefer_jinja: bool = False) -> Any:
+    """The template a model speaks, from its GGUF metadata.
+
+    With `prefer_jinja` and an embedded chat template, the model's own Jinja template; else the
+    detected family. A model without a template gets a fallback family and a visible warning
+    (`warnings.warn`, category UserWarning), never silently.
+    """
+    from ..detect import detect_family
+    from ..models import resolve_model
+    from ..tokens import LlamaTokenizer
+    from .jinja import JinjaTemplate
+
+    tok = tokenizer or LlamaTokenizer(resolve_model(path))
+    meta = tok.metadata()
+    chat_template = meta.get("tokenizer.chat_template") or None
+    if prefer_jinja and chat_template:
+        return JinjaTemplate.from_gguf(tok.path, tok)
+    guess = detect_family(chat_template, meta.get("general.architecture"), meta.get("general.name"))
+    if guess.warning:
+        warnings.warn(f"{tok.path.name}: {guess.warning}", UserWarning, stacklevel=2)
+    return get_family(guess.family)
+
+
+def resolve_template(spec: str, *, model: str | Path | None = None) -> Any:
+    """A `--template` argument: a family name, `auto` (detect from the model), `gguf:MODEL.gguf`,
+    a `.jinja` file, or a preset file (our YAML or SillyTavern instruct JSON)."""
+    from ..presets.library import read_preset
+    from .jinja import JinjaTemplate
+
+    if spec == "auto":
+        return template_for_model(model)
+    if spec.startswith("gguf:"):
+        return JinjaTemplate.from_gguf(spec[len("gguf:") :])
+    p = Path(spec).expanduser()
+    if p.suffix.lower() == ".jinja":
+        return JinjaTemplate.from_file(p)
+    if p.suffix.lower() in {".yaml", ".yml", ".json"} or "/" in spec:
+        preset = read_preset(p)
+        if not isinstance(preset, InstructTemplate):
+            raise TemplateError(f"{p}: is not an instruct preset")
+        return preset
+    return get_family(spec)

@@ -1,0 +1,279 @@
+"""Render a conversation with an instruct template into structural and content `TextPart`s.
+
+Structure (sequences, suffixes, BOS, block openers) is `special=True`; message content is
+`special=False`, so a user who types `<|im_end|>` gets text. Every part carries the index of
+the message it came from, so later stages can count and cache tokens per message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..errors import TemplateError
+from ..tokens import TextPart, join_parts
+from .model import ROLES, InstructTemplate, Message, as_messages, c_trim
+
+__all__ = ["RenderedPrompt", "ChatTemplate", "render_instruct", "render_turn", "token_ids"]
+
+
+@dataclass(frozen=True)
+class RenderedPrompt:
+    """A rendered prompt: its parts, its text, stop strings, and the BOS text the format uses."""
+
+    parts: list[TextPart]
+    stop: list[str] = field(default_factory=list)
+    bos_token: str | None = None
+
+    @property
+    def text(self) -> str:
+        return join_parts(self.parts)
+
+    def message_parts(self, index: int) -> list[TextPart]:
+        """The parts that came from message `index`."""
+        return [p for p in self.parts if p.source == index]
+
+    def token_ids(self, tokenizer: Any) -> list[int]:
+        """Token ids with BOS exactly once: see `token_ids`."""
+        return token_ids(self.parts, tokenizer, bos_token=self.bos_token)
+
+
+def token_ids(parts: Sequence[TextPart], tokenizer: Any, *, bos_token: str | None = None) -> list[int]:
+    """Tokenize `parts` (content without special parsing) with BOS handled once.
+
+    When the model's tokenizer adds BOS itself (`tokenizer.add_bos`), a leading BOS text written
+    by the template is removed and the model's BOS id is put first; otherwise the template's BOS
+    text stays and becomes the BOS token through special parsing.
+    """
+    parts = list(parts)
+    adds_bos = bool(getattr(tokenizer, "add_bos", False))
+    bos_id = getattr(tokenizer, "bos_id", None)
+    if adds_bos and bos_token and parts:
+        first = parts[0]
+        if first.special and first.text.startswith(bos_token):
+            rest = first.text[len(bos_token) :]
+            parts[0] = TextPart(rest, True, first.source)
+    ids = tokenizer.tokenize_parts(parts)
+    if adds_bos and bos_id is not None:
+        ids = [bos_id, *ids]
+    return ids
+
+
+class ChatTemplate(Protocol):
+    """Anything that renders a conversation: a family/instruct template or a model's Jinja one."""
+
+    @property
+    def name(self) -> str: ...
+
+    def render(
+        self, messages: Iterable[Any], add_generation_prompt: bool = True, **kwargs: Any
+    ) -> RenderedPrompt: ...
+
+
+def _macro(t: InstructTemplate, text: str, name: str, user: str, char: str) -> str:
+    if not t.macro or "{{" not in text:
+        return text
+    return text.replace("{{name}}", name).replace("{{user}}", user).replace("{{char}}", char)
+
+
+def _default_name(m: Message, user: str, char: str) -> str:
+    if m.name:
+        return m.name
+    return {"user": user, "assistant": char}.get(m.role, "System")
+
+
+def _check(t: InstructTemplate, msgs: list[Message]) -> None:
+    for i, m in enumerate(msgs):
+        if m.role not in ROLES:
+            raise TemplateError(
+                f"{t.name or 'template'}: message {i} has role {m.role!r}; "
+                "expected system, user or assistant"
+            )
+        if m.role == "system" and t.system_role == "refuse":
+            raise TemplateError(f"{t.name or 'template'}: this format has no system role (message {i})")
+    if t.strict_alternation:
+        turns = [m.role for m in msgs if m.role != "system"]
+        for j, role in enumerate(turns):
+            if role != ("user" if j % 2 == 0 else "assistant"):
+                raise TemplateError(
+                    f"{t.name or 'template'}: roles must alternate user/assistant/user/..."
+                )
+
+
+def _sequences(
+    t: InstructTemplate, m: Message, i: int, first: int | None, last_user: int | None
+) -> tuple[str, str]:
+    role = m.role
+    if role == "system" and t.system_same_as_user:
+        role = "user"
+    if role == "user":
+        prefix = t.input_sequence
+        if i == first and t.first_input_sequence:
+            prefix = t.first_input_sequence
+        elif i == last_user and t.last_input_sequence:
+            prefix = t.last_input_sequence
+        return prefix, t.input_suffix
+    if role == "assistant":
+        prefix = t.output_sequence
+        if i == first and t.first_output_sequence:
+            prefix = t.first_output_sequence
+        return prefix, t.output_suffix
+    return t.system_sequence, t.system_suffix
+
+
+def _include_name(t: InstructTemplate, m: Message, group: bool) -> bool:
+    if not m.name or m.role == "system":
+        return False
+    return t.names_behavior == "always" or (t.names_behavior == "force" and group)
+
+
+def render_instruct(
+    template: InstructTemplate,
+    messages: Iterable[Any],
+    add_generation_prompt: bool = True,
+    *,
+    bos: bool = False,
+    content_only: Collection[int] = (),
+    group: bool = False,
+    user: str = "User",
+    char: str = "Assistant",
+    speaker: str | None = None,
+    stop_names: Sequence[str] = (),
+) -> RenderedPrompt:
+    """Render `messages` with `template`.
+
+    `bos` writes the template's BOS text first (off by default, as llama.cpp's builtin engine;
+    `RenderedPrompt.token_ids` then adds BOS once). Messages whose index is in `content_only`
+    are written as bare text plus a newline (no role markers), for budget stripping. `group`
+    turns on names under `names_behavior: force`; `speaker` names the reply's author in the
+    generation header; `stop_names` adds `\\n{name}:` stop strings for other speakers.
+    """
+    from .stops import instruct_stop_strings
+
+    t = template
+    msgs = as_messages(messages)
+    _check(t, msgs)
+    if t.user_alignment_message:
+        first_turn = next((m for m in msgs if m.role != "system"), None)
+        if first_turn is not None and first_turn.role == "assistant":
+            at = msgs.index(first_turn)
+            msgs = [*msgs[:at], Message("user", t.user_alignment_message), *msgs[at:]]
+    sep = "\n" if t.wrap else ""
+    first = next((i for i, m in enumerate(msgs) if m.role != "system"), None)
+    last_user = max((i for i, m in enumerate(msgs) if m.role == "user"), default=None)
+
+    parts: list[TextPart] = []
+    if bos and t.bos_token:
+        parts.append(TextPart(t.bos_token, True, None))
+    in_block = False
+    pending: list[tuple[int, str]] = []  # merged system texts waiting for the next user turn
+
+    def emit_message(i: int, m: Message, content: str, merged: list[tuple[int, str]]) -> None:
+        nonlocal in_block
+        if t.block_prefix and not in_block:
+            parts.append(TextPart(t.block_prefix, True, i))
+            in_block = True
+        prefix, suffix = _sequences(t, m, i, first, last_user)
+        who = _default_name(m, user, char)
+        prefix = _macro(t, prefix, who, user, char)
+        suffix = _macro(t, suffix, who, user, char)
+        if not suffix and t.wrap:
+            suffix = sep
+        body: list[TextPart] = []
+        for j, text in merged:
+            body.append(TextPart(text, False, j))
+        if merged:
+            body.append(TextPart(t.system_merge_separator, True, i))
+        if _include_name(t, m, group):
+            body.append(TextPart(f"{m.name}: ", False, i))
+        body.append(TextPart(content, False, i))
+        if suffix:
+            body.append(TextPart(suffix, True, i))
+        has_body = any(p.text for p in body)
+        if prefix:
+            parts.append(TextPart(prefix + (sep if has_body else ""), True, i))
+        parts.extend(body)
+        if m.role == "assistant":
+            in_block = False
+
+    for i, m in enumerate(msgs):
+        content = c_trim(m.content) if m.role in t.trim_content else m.content
+        if i in content_only:
+            parts.append(TextPart(content, False, i))
+            parts.append(TextPart("\n", True, i))
+            continue
+        if m.role == "system" and t.system_role == "merge":
+            if content:
+                pending.append((i, content))
+            continue
+        merged: list[tuple[int, str]] = []
+        if m.role == "user" and pending:
+            merged, pending = pending, []
+        emit_message(i, m, content, merged)
+    if pending:
+        # No user turn follows: llama.cpp would drop these; we never drop text silently, so
+        # they become a user turn of their own.
+        i0 = pending[0][0]
+        emit_message(i0, Message("user", ""), "", pending)
+        # the separator after merged text has nothing to separate
+        for k in range(len(parts) - 1, -1, -1):
+            if parts[k].text == t.system_merge_separator and parts[k].source == i0 and parts[k].special:
+                del parts[k]
+                break
+    if add_generation_prompt:
+        parts.extend(_generation_parts(t, msgs, group=group, user=user, char=char, speaker=speaker))
+    stops = instruct_stop_strings(t, user=user, char=speaker or char)
+    stops += [f"\n{n}:" for n in stop_names if n and f"\n{n}:" not in stops]
+    return RenderedPrompt(parts=parts, stop=stops, bos_token=t.bos_token)
+
+
+def _generation_parts(
+    t: InstructTemplate,
+    msgs: list[Message],
+    *,
+    group: bool,
+    user: str,
+    char: str,
+    speaker: str | None,
+) -> list[TextPart]:
+    if t.generation_prompt is not None:
+        return [TextPart(t.generation_prompt, True, None)] if t.generation_prompt else []
+    sep = "\n" if t.wrap else ""
+    seq = t.last_output_sequence or t.output_sequence
+    who = speaker or char
+    seq = _macro(t, seq, who, user, char)
+    names = speaker is not None and (
+        t.names_behavior == "always" or (t.names_behavior == "force" and group)
+    )
+    if names:
+        filler = ""
+        if (
+            t.last_output_sequence
+            and t.output_sequence[-1:].isspace()
+            and not t.last_output_sequence[-1:].isspace()
+        ):
+            filler = t.output_sequence[-1]
+        head = seq + sep + filler
+        out = [TextPart(head, True, None), TextPart(f"{who}:", False, None)]
+        return [p for p in out if p.text]
+    text = (seq.rstrip() if t.wrap else seq) + sep
+    return [TextPart(text, True, None)] if text else []
+
+
+def render_turn(
+    template: InstructTemplate, message: Any, index: int = 1, **kwargs: Any
+) -> list[TextPart]:
+    """The parts of one message rendered on its own, as a middle turn of a conversation.
+
+    Used to cache per-message token counts; first/last sequences and system merging, which
+    depend on neighbours, are not applied.
+    """
+    (m,) = as_messages([message])
+    t = template.model_copy(
+        update={"first_input_sequence": "", "first_output_sequence": "", "last_input_sequence": ""}
+    )
+    if m.role == "system" and t.system_role == "merge":
+        t = t.model_copy(update={"system_role": "native"})
+    rendered = render_instruct(t, [m], add_generation_prompt=False, **kwargs)
+    return [TextPart(p.text, p.special, index) for p in rendered.parts]
