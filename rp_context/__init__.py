@@ -20,6 +20,24 @@ from .errors import (
 )
 from .modelinfo import ModelInfo, model_info
 from .models import MODEL_ENV_VAR, check_gguf, default_model_path, resolve_model
+from .presets import (
+    BundlePreset,
+    ContextPreset,
+    InstructPreset,
+    SamplerPreset,
+    SysPromptPreset,
+    load_preset,
+)
+from .templates import (
+    InstructTemplate,
+    JinjaTemplate,
+    Message,
+    RenderedPrompt,
+    get_family,
+    list_families,
+    render_instruct,
+    resolve_template,
+)
 from .tokens import LlamaTokenizer, TextPart, TiktokenCounter, TokenCounter
 
 __version__ = "0.1.0"
@@ -49,4 +67,19 @@ __all__ = [
     "TokenCounter",
     "LlamaTokenizer",
     "TiktokenCounter",
+    # templates and presets
+    "InstructTemplate",
+    "JinjaTemplate",
+    "Message",
+    "RenderedPrompt",
+    "render_instruct",
+    "get_family",
+    "list_families",
+    "resolve_template",
+    "load_preset",
+    "InstructPreset",
+    "ContextPreset",
+    "SysPromptPreset",
+    "SamplerPreset",
+    "BundlePreset",
 ]

@@ -15,6 +15,8 @@ __all__ = ["main", "build_parser"]
 _COMMAND_MODULES = [
     "rp_context.cli.model",
     "rp_context.cli.generate",
+    "rp_context.cli.format",
+    "rp_context.cli.preset",
 ]
 
 EXIT_BAD_INPUT = 2
