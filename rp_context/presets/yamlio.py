@@ -77,6 +77,8 @@ def parse_preset_text(text: str, path: str | Path | None = None) -> BaseModel:
         err = exc.errors()[0]
         key = str(err["loc"][0]) if err["loc"] else ""
         loc = ".".join(str(x) for x in err["loc"])
+        if err["type"] == "missing":
+            raise PresetError(path, f"missing key {loc!r} in a {kind} preset") from exc
         raise PresetError(path, f"{at(key)}{loc}: {err['msg']}") from exc
 
 
