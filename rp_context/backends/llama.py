@@ -1,88 +1,402 @@
-"""In-process inference through llama-cpp-python: one owner of one model, fed token ids."""
+"""In-process inference through llama-cpp-python: one owner of one model, fed token ids.
+
+Each turn keeps the longest common prefix of the previous turn's tokens in llama.cpp's KV cache
+and evaluates only the rest, and reports exactly how many tokens it reused and evaluated.
+Opt-in context shift (approximate, see `shift.py`) also keeps the tail after an evicted middle
+span. A chat's KV state can be saved to disk and restored by a later process.
+"""
 
 from __future__ import annotations
 
+import codecs
+import ctypes
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Generator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from .._llama import load_llama
+from pydantic import BaseModel, ConfigDict, Field
+
+from .._llama import import_llama_cpp, load_llama
 from ..errors import BackendError
 from ..models import resolve_model
+from ..sampling import SamplerSettings
+from .base import GenerationResult, PromptInput, ReplyStream, StopReason, TurnMetrics, as_prompt, sampler_with
+from .kvstate import KVStateHeader, KVStateMismatch, model_fingerprint, read_state, write_state
+from .shift import common_prefix, plan_shift
+from .stops import StopScanner
 
-__all__ = ["LlamaBackend"]
+__all__ = ["KVCacheType", "LlamaLoadOptions", "LlamaBackend"]
+
+KVCacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1"]
+
+_PENALTY_WINDOW = 64  # prompt tokens fed to the repeat-penalty sampler, as llama.cpp's server does
+
+
+class LlamaLoadOptions(BaseModel):
+    """How the model is loaded. `n_gpu_layers=-1` offloads every layer on a Metal or CUDA build.
+
+    A quantized `kv_cache_type` (q8_0, q4_0...) saves memory; llama.cpp needs `flash_attn` for a
+    quantized V cache.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_ctx: int = Field(4096, ge=16)
+    n_threads: int | None = Field(None, ge=1)
+    n_threads_batch: int | None = Field(None, ge=1)
+    n_gpu_layers: int = Field(0, ge=-1)
+    n_batch: int = Field(512, ge=1)
+    flash_attn: bool = False
+    kv_cache_type: KVCacheType = "f16"
+    use_mmap: bool = True
+    seed: int = 0xC0FFEE
 
 
 class LlamaBackend:
-    """Owns one `llama_cpp.Llama`; generation is serialised, prompts are token ids (no re-tokenizing).
+    """Owns one `llama_cpp.Llama`; turns are serialised, prompts are token ids (no re-tokenizing).
 
-    `n_gpu_layers=-1` offloads every layer on a Metal or CUDA build of llama-cpp-python.
+    `context_shift=True` makes every turn try a context shift (approximate); it can also be set
+    per call.
     """
 
     def __init__(
         self,
         model_path: str | Path | None = None,
+        options: LlamaLoadOptions | None = None,
         *,
-        n_ctx: int = 4096,
-        n_threads: int | None = None,
-        n_gpu_layers: int = 0,
-        seed: int = 0xC0FFEE,
-        **llama_kwargs: Any,
+        context_shift: bool = False,
+        shift_min_kept: int = 16,
+        **option_overrides: Any,
     ) -> None:
         self.path = resolve_model(model_path)
-        self.n_ctx = n_ctx
+        known = set(LlamaLoadOptions.model_fields)
+        extra = {k: v for k, v in option_overrides.items() if k not in known}
+        opts = (options or LlamaLoadOptions()).model_dump()
+        opts.update({k: v for k, v in option_overrides.items() if k in known})
+        self.options = LlamaLoadOptions.model_validate(opts)
+        self.context_shift = context_shift
+        self.shift_min_kept = shift_min_kept
+        lc = import_llama_cpp()
+        kv_type = int(getattr(lc, f"GGML_TYPE_{self.options.kv_cache_type.upper()}"))
+        self._kv_type = kv_type
+        o = self.options
         self._llm: Any = load_llama(
             self.path,
-            n_ctx=n_ctx,
-            n_threads=n_threads,
-            n_gpu_layers=n_gpu_layers,
-            seed=seed,
-            **llama_kwargs,
+            n_ctx=o.n_ctx,
+            n_threads=o.n_threads,
+            n_threads_batch=o.n_threads_batch,
+            n_gpu_layers=o.n_gpu_layers,
+            n_batch=o.n_batch,
+            n_ubatch=o.n_batch,
+            flash_attn=o.flash_attn,
+            type_k=kv_type,
+            type_v=kv_type,
+            use_mmap=o.use_mmap,
+            seed=o.seed,
+            **extra,
         )
+        self._lc = lc
+        self._vocab = lc.llama_model_get_vocab(self._llm.model)
+        self._bos = int(self._llm.token_bos())
         self._lock = threading.Lock()
+        self._fingerprint: str | None = None
+        self.last_result: GenerationResult | None = None
+        """The most recent turn's result, for callers that only iterate the stream."""
+
+    # -- properties -----------------------------------------------------------------------
+
+    name = "llama.cpp"
 
     @property
     def llama(self) -> Any:
         """The underlying `llama_cpp.Llama`."""
         return self._llm
 
+    @property
+    def n_ctx(self) -> int:
+        return int(self._llm.n_ctx())
+
+    @property
+    def cached_ids(self) -> list[int]:
+        """Token ids whose KV entries the cache holds now, in position order."""
+        return self._llm.input_ids[: self._llm.n_tokens].tolist()
+
+    @property
+    def can_shift(self) -> bool:
+        """Whether this model's KV cache supports shifting positions (RoPE models do)."""
+        mem = self._llm._ctx.memory
+        return bool(mem is not None and self._lc.llama_memory_can_shift(mem))
+
+    # -- generation -----------------------------------------------------------------------
+
     def stream(
         self,
-        prompt_ids: Sequence[int],
+        prompt: PromptInput | str | Sequence[int],
         *,
-        max_tokens: int = 200,
+        sampler: SamplerSettings | None = None,
         stop: Sequence[str] = (),
-        temperature: float = 0.8,
-        top_p: float = 0.95,
-        min_p: float = 0.05,
-        top_k: int = 40,
-        repeat_penalty: float = 1.1,
+        cancel: threading.Event | None = None,
+        context_shift: bool | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        min_p: float | None = None,
+        top_k: int | None = None,
+        repeat_penalty: float | None = None,
         seed: int | None = None,
-    ) -> Iterator[str]:
-        """Yield the reply text piece by piece; stops on the model's end-of-generation token or a stop string."""
-        if len(prompt_ids) + 1 > self.n_ctx:
+    ) -> ReplyStream:
+        """Start a reply; iterate for text pieces, then read `.result` for the text and metrics.
+
+        Stops on the model's end-of-generation tokens and on `stop` strings (never shown, even
+        when split across tokens). Keyword sampler values override `sampler`. A str prompt is
+        tokenized with special-token parsing; pass token ids to keep content literal.
+        """
+        settings = sampler_with(
+            sampler,
+            {
+                "max_tokens": max_tokens,
+                "temperature": temperature,
+                "top_p": top_p,
+                "min_p": min_p,
+                "top_k": top_k,
+                "repeat_penalty": repeat_penalty,
+                "seed": seed,
+            },
+        )
+        ids = self._prompt_ids(as_prompt(prompt))
+        if len(ids) + 1 > self.n_ctx:
             raise BackendError(
-                f"prompt of {len(prompt_ids)} tokens does not fit the {self.n_ctx}-token context"
+                f"prompt of {len(ids)} tokens does not fit the {self.n_ctx}-token context"
             )
+        shift = self.context_shift if context_shift is None else context_shift
+        holder: list[GenerationResult] = []
+
+        def make(ev: threading.Event) -> Generator[str, None, None]:
+            return self._turn(ids, settings, tuple(stop), ev, shift, holder)
+
+        return ReplyStream(make, lambda: holder[0] if holder else None, cancel)
+
+    def _prompt_ids(self, p: PromptInput) -> list[int]:
+        if p.ids is not None:
+            ids = list(p.ids)
+        elif p.text is not None:
+            ids = list(self._llm.tokenize(p.text.encode("utf-8"), add_bos=False, special=True))
+        else:
+            ids = []
+        if not ids:
+            raise BackendError("the prompt is empty")
+        if len(ids) >= 2 and self._bos >= 0 and ids[0] == ids[1] == self._bos:
+            ids = ids[1:]  # a template BOS plus a tokenizer BOS: keep one
+        return ids
+
+    def _turn(
+        self,
+        ids: list[int],
+        s: SamplerSettings,
+        stops: tuple[str, ...],
+        cancel: threading.Event,
+        shift: bool,
+        holder: list[GenerationResult],
+    ) -> Generator[str, None, None]:
+        t0 = time.perf_counter()
+        llm = self._llm
+        reused = shifted = evaluated = 0
+        eval_s: float | None = None
+        t_first: float | None = None
+        out_ids: list[int] = []
+        shown: list[str] = []
+        reason: StopReason = "cancelled"
+        scanner = StopScanner(stops)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         with self._lock:
-            if seed is not None:
-                self._llm.set_seed(seed)
-            chunks = self._llm.create_completion(
-                prompt=list(prompt_ids),
-                max_tokens=max_tokens,
-                stop=list(stop) or None,
-                temperature=temperature,
-                top_p=top_p,
-                min_p=min_p,
-                top_k=top_k,
-                repeat_penalty=repeat_penalty,
-                stream=True,
-            )
             try:
-                for chunk in chunks:
-                    text = chunk["choices"][0]["text"]
-                    if text:
-                        yield text
+                if cancel.is_set():
+                    return
+                if shift:
+                    shifted = self._shift(ids)
+                reused = self._keep_prefix(ids)
+                evaluated = len(ids) - reused
+                t_eval = time.perf_counter()
+                llm.eval(ids[reused:])
+                eval_s = time.perf_counter() - t_eval
+                sampler = self._sampler(s, ids)
+                while True:
+                    if cancel.is_set():
+                        reason = "cancelled"
+                        break
+                    tok = int(sampler.sample(llm._ctx, -1))
+                    if t_first is None:
+                        t_first = time.perf_counter()
+                    out_ids.append(tok)
+                    if self._lc.llama_vocab_is_eog(self._vocab, tok):
+                        reason = "eog"
+                        break
+                    piece = scanner.feed(decoder.decode(self._piece(tok)))
+                    if piece:
+                        shown.append(piece)
+                        yield piece
+                    if scanner.stopped is not None:
+                        reason = "stop_string"
+                        break
+                    if len(out_ids) >= s.max_tokens:
+                        reason = "max_tokens"
+                        break
+                    if llm.n_tokens + 1 >= self.n_ctx:
+                        reason = "context_full"
+                        break
+                    if cancel.is_set():
+                        reason = "cancelled"
+                        break
+                    llm.eval([tok])
+                if reason != "stop_string" and reason != "cancelled":
+                    tail = scanner.feed(decoder.decode(b"", final=True)) + scanner.flush()
+                    if tail:
+                        shown.append(tail)
+                        yield tail
+            except GeneratorExit:
+                reason = "cancelled"
+                raise
+            except (RuntimeError, ValueError, OSError) as exc:
+                reason = "error"
+                raise BackendError(f"llama.cpp failed while generating ({exc})") from exc
             finally:
-                chunks.close()
+                t_end = time.perf_counter()
+                n_gen = len(out_ids)
+                gen_s = t_end - t_first if t_first is not None else 0.0
+                metrics = TurnMetrics(
+                    backend=self.name,
+                    prompt_tokens=len(ids),
+                    reused_tokens=reused,
+                    evaluated_tokens=evaluated,
+                    shifted_tokens=shifted,
+                    generated_tokens=n_gen,
+                    time_to_first_token_s=(t_first - t0) if t_first is not None else None,
+                    prompt_eval_s=eval_s,
+                    generation_s=gen_s,
+                    tokens_per_second=(n_gen - 1) / gen_s if n_gen > 1 and gen_s > 0 else None,
+                    stop_reason=reason,
+                )
+                result = GenerationResult(text="".join(shown), token_ids=out_ids, metrics=metrics)
+                holder.append(result)
+                self.last_result = result
+
+    def _keep_prefix(self, ids: list[int]) -> int:
+        """Trim the cache to its common prefix with `ids` (leaving at least one token to evaluate)."""
+        llm = self._llm
+        keep = min(common_prefix(llm.input_ids[: llm.n_tokens], ids), len(ids) - 1)
+        if keep < llm.n_tokens and not llm._ctx.kv_cache_seq_rm(-1, keep, -1):
+            keep = 0
+            llm._ctx.kv_cache_clear()
+        llm.n_tokens = keep
+        return keep
+
+    def _shift(self, ids: list[int]) -> int:
+        """Context shift (approximate): cut an evicted middle span from the cache, shift the rest back.
+
+        The kept tokens' KV entries were computed with the removed span in view, so the result
+        differs slightly from a full re-evaluation. Returns the number of tokens cut.
+        """
+        llm = self._llm
+        n = int(llm.n_tokens)
+        plan = plan_shift(llm.input_ids[:n], ids, min_kept=self.shift_min_kept)
+        if plan is None or not self.can_shift:
+            return 0
+        a, d = plan.start, plan.removed
+        ctx = llm._ctx
+        if not ctx.kv_cache_seq_rm(0, a, a + d):
+            return 0
+        ctx.kv_cache_seq_shift(0, a + d, -1, -d)
+        llm.input_ids[a : n - d] = llm.input_ids[a + d : n].copy()
+        llm.n_tokens = n - d
+        return d
+
+    def _sampler(self, s: SamplerSettings, ids: list[int]) -> Any:
+        llm = self._llm
+        llm.set_seed(s.seed if s.seed is not None else self._lc.LLAMA_DEFAULT_SEED)
+        sampler = llm._init_sampler(
+            top_k=s.top_k,
+            top_p=s.top_p,
+            min_p=s.min_p,
+            temp=s.temperature,
+            repeat_penalty=s.repeat_penalty,
+        )
+        for tok in ids[-_PENALTY_WINDOW:]:
+            sampler.accept(tok)
+        return sampler
+
+    def _piece(self, tok: int) -> bytes:
+        """The bytes of one token; control tokens render as their text so stop strings see them."""
+        size = 64
+        buf = ctypes.create_string_buffer(size)
+        n = self._lc.llama_token_to_piece(self._vocab, tok, buf, size, 0, True)
+        if n < 0:
+            size = -n
+            buf = ctypes.create_string_buffer(size)
+            n = self._lc.llama_token_to_piece(self._vocab, tok, buf, size, 0, True)
+        return buf.raw[: max(n, 0)]
+
+    # -- KV state on disk -----------------------------------------------------------------
+
+    def _expect(self) -> dict[str, Any]:
+        if self._fingerprint is None:
+            self._fingerprint = model_fingerprint(self.path)
+        return {"model": self._fingerprint, "type_k": self._kv_type, "type_v": self._kv_type}
+
+    def save_state(self, path: str | Path) -> Path:
+        """Write the cache (its tokens and KV entries) to `path` atomically."""
+        lc = self._lc
+        with self._lock:
+            llm = self._llm
+            tokens = llm.input_ids[: llm.n_tokens].tolist()
+            size = int(lc.llama_state_seq_get_size(llm.ctx, 0))
+            buf = (ctypes.c_uint8 * size)()
+            got = int(lc.llama_state_seq_get_data(llm.ctx, buf, size, 0))
+            if got <= 0 or got > size:
+                raise BackendError(f"llama.cpp could not copy the KV state ({got} of {size} bytes)")
+            data = bytes(buf)[:got]
+        header = KVStateHeader(n_ctx=self.n_ctx, tokens=tokens, **self._expect())
+        return write_state(path, header, data)
+
+    def load_state(self, path: str | Path, prompt: PromptInput | Sequence[int] | None = None) -> int:
+        """Restore a saved cache; returns how many tokens it holds, 0 when it fell back.
+
+        Falls back silently (empty cache, normal run next turn) when the file is missing,
+        corrupt, from another model or cache type, too long for this context, or shares no
+        prefix with `prompt`.
+        """
+        try:
+            header, data = read_state(path, self._expect())
+        except KVStateMismatch:
+            return 0
+        tokens = header.tokens
+        if not tokens or len(tokens) >= self.n_ctx:
+            return 0
+        if prompt is not None:
+            ids = list(as_prompt(prompt).ids or ())
+            if common_prefix(tokens, ids) == 0:
+                return 0
+        lc = self._lc
+        with self._lock:
+            llm = self._llm
+            llm._ctx.kv_cache_clear()
+            llm.n_tokens = 0
+            buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+            if int(lc.llama_state_seq_set_data(llm.ctx, buf, len(data), 0)) == 0:
+                llm._ctx.kv_cache_clear()
+                return 0
+            llm.input_ids[: len(tokens)] = tokens
+            llm.n_tokens = len(tokens)
+        return len(tokens)
+
+    def reset(self) -> None:
+        """Empty the KV cache; the next turn evaluates its whole prompt."""
+        with self._lock:
+            self._llm._ctx.kv_cache_clear()
+            self._llm.n_tokens = 0
+
+    def close(self) -> None:
+        """Free the model and context."""
+        with self._lock:
+            self._llm.close()

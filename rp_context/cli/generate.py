@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any
 
@@ -22,6 +23,11 @@ def register(sub: Any) -> None:
     gen.add_argument("--temperature", type=float, default=0.8)
     gen.add_argument("--seed", type=int, default=None, help="sampling seed for repeatable replies")
     gen.add_argument("--n-gpu-layers", type=int, default=0, help="layers to offload (-1: all)")
+    gen.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object with the reply and the turn's metrics instead of streaming",
+    )
     gen.set_defaults(func=_generate)
 
 
@@ -37,13 +43,18 @@ def _generate(args: argparse.Namespace) -> int:
     ids = tokenizer.tokenize_parts(chatml_parts(card, args.message, user=args.user))
     backend = LlamaBackend(model_path, n_ctx=args.context, n_gpu_layers=args.n_gpu_layers)
     out = sys.stdout
-    for piece in backend.stream(
+    stream = backend.stream(
         ids,
         max_tokens=args.max_tokens,
         temperature=args.temperature,
         seed=args.seed,
         stop=["<|im_end|>", "<|im_start|>", f"\n{args.user}:"],
-    ):
+    )
+    if args.json:
+        result = stream.collect()
+        out.write(json.dumps({"text": result.text, "metrics": result.metrics.model_dump()}) + "\n")
+        return 0
+    for piece in stream:
         out.write(piece)
         out.flush()
     out.write("\n")

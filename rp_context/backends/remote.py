@@ -1,0 +1,330 @@
+"""A backend for an OpenAI-compatible completions server: llama.cpp's server, llama-cpp-python's, vLLM.
+
+The fitted raw prompt goes to `/v1/completions` with streaming, stop strings and sampler
+settings. Extras are used where the server has them: llama.cpp's server gets token ids,
+`cache_prompt`, `n_keep` (the pinned prefix) and `id_slot`, and reports its cache use in
+`timings`; `/tokenize` (llama.cpp, vLLM) or `/extras/tokenize` (llama-cpp-python) gives exact
+counts. Servers without them still work: counts are then the server's own or None.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Generator, Iterator, Sequence
+from typing import Any, Literal
+
+import httpx
+
+from ..errors import BackendError
+from ..sampling import SamplerSettings
+from .base import GenerationResult, PromptInput, ReplyStream, StopReason, TurnMetrics, as_prompt, sampler_with
+from .stops import StopScanner
+
+__all__ = ["ServerKind", "RemoteBackend"]
+
+ServerKind = Literal["llama.cpp", "llama-cpp-python", "vllm", "openai"]
+
+
+class RemoteBackend:
+    """Streams completions from a server at `base_url` (e.g. `http://gpu-box:8080`).
+
+    `kind=None` detects the server on first use; `slot` pins a llama.cpp server slot so its
+    cache stays with this chat.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        model: str | None = None,
+        api_key: str | None = None,
+        kind: ServerKind | None = None,
+        slot: int | None = None,
+        timeout: float = 600.0,
+        client: httpx.Client | None = None,
+    ) -> None:
+        url = base_url.rstrip("/")
+        if url.endswith("/v1"):
+            url = url[:-3]
+        self.base_url = url
+        self.model = model
+        self.slot = slot
+        self._kind = kind
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = client or httpx.Client(
+            base_url=url, headers=headers, timeout=httpx.Timeout(timeout, connect=10.0)
+        )
+        self.last_result: GenerationResult | None = None
+
+    @property
+    def name(self) -> str:
+        return f"remote:{self.kind}"
+
+    # -- discovery ------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        try:
+            return self._client.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            raise BackendError(f"{self.base_url}{path}: server not reachable ({exc})") from exc
+
+    @property
+    def kind(self) -> ServerKind:
+        """Which server this is, probed once: llama.cpp has /props, llama-cpp-python /extras."""
+        if self._kind is None:
+            self._kind = self._detect()
+        return self._kind
+
+    def _detect(self) -> ServerKind:
+        r = self._request("GET", "/props")
+        if r.status_code == 200 and _json(r).get("default_generation_settings") is not None:
+            return "llama.cpp"
+        r = self._request("POST", "/extras/tokenize", json={"input": "a"})
+        if r.status_code == 200 and isinstance(_json(r).get("tokens"), list):
+            return "llama-cpp-python"
+        r = self._request("GET", "/version")
+        if r.status_code == 200 and "version" in _json(r):
+            return "vllm"
+        return "openai"
+
+    def model_name(self) -> str | None:
+        """The model id to send: the one given, else the server's first listed model."""
+        if self.model is None:
+            r = self._request("GET", "/v1/models")
+            data = _json(r).get("data") if r.status_code == 200 else None
+            if isinstance(data, list) and data and isinstance(data[0], dict):
+                self.model = str(data[0].get("id"))
+        return self.model
+
+    def tokenize(self, text: str) -> list[int] | None:
+        """The server's own token ids for `text` (special tokens parsed), or None if it cannot say."""
+        kind = self.kind
+        if kind == "llama.cpp":
+            r = self._request(
+                "POST", "/tokenize", json={"content": text, "add_special": False, "parse_special": True}
+            )
+        elif kind == "llama-cpp-python":
+            r = self._request("POST", "/extras/tokenize", json={"input": text})
+        elif kind == "vllm":
+            body: dict[str, Any] = {"prompt": text, "add_special_tokens": False}
+            if self.model_name():
+                body["model"] = self.model
+            r = self._request("POST", "/tokenize", json=body)
+        else:
+            return None
+        tokens = _json(r).get("tokens") if r.status_code == 200 else None
+        return [int(t) for t in tokens] if isinstance(tokens, list) else None
+
+    # -- generation -----------------------------------------------------------------------
+
+    def stream(
+        self,
+        prompt: PromptInput | str | Sequence[int],
+        *,
+        sampler: SamplerSettings | None = None,
+        stop: Sequence[str] = (),
+        cancel: threading.Event | None = None,
+        exact_counts: bool = False,
+        **overrides: Any,
+    ) -> ReplyStream:
+        """Start a reply; iterate for text, then read `.result`.
+
+        Token ids are sent when the server takes them (llama.cpp, vLLM), else the text.
+        `exact_counts=True` asks /tokenize for the prompt size when the server would not report it.
+        """
+        settings = sampler_with(sampler, overrides)
+        p = as_prompt(prompt)
+        body = self._body(p, settings, list(stop))
+        holder: list[GenerationResult] = []
+
+        def make(ev: threading.Event) -> Generator[str, None, None]:
+            return self._turn(p, body, tuple(stop), ev, exact_counts, holder)
+
+        return ReplyStream(make, lambda: holder[0] if holder else None, cancel)
+
+    def _body(self, p: PromptInput, s: SamplerSettings, stop: list[str]) -> dict[str, Any]:
+        kind = self.kind
+        if p.ids is not None and kind in ("llama.cpp", "vllm"):
+            prompt: Any = list(p.ids)
+        elif p.text is not None:
+            prompt = p.text
+        else:
+            raise BackendError(
+                f"{self.base_url}: this {kind} server takes prompt text, and the prompt has only token ids"
+            )
+        body: dict[str, Any] = {
+            "prompt": prompt,
+            "stream": True,
+            "max_tokens": s.max_tokens,
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+        }
+        if stop:
+            body["stop"] = stop
+        if s.seed is not None:
+            body["seed"] = s.seed
+        if kind != "openai":
+            body.update(top_k=s.top_k, min_p=s.min_p)
+        if kind == "vllm":
+            body["repetition_penalty"] = s.repeat_penalty
+        elif kind != "openai":
+            body["repeat_penalty"] = s.repeat_penalty
+        if kind == "llama.cpp":
+            body.update(cache_prompt=True, n_keep=p.n_keep, timings_per_token=False)
+            if self.slot is not None:
+                body["id_slot"] = self.slot
+        if self.model_name():
+            body["model"] = self.model
+        return body
+
+    def _turn(
+        self,
+        p: PromptInput,
+        body: dict[str, Any],
+        stops: tuple[str, ...],
+        cancel: threading.Event,
+        exact_counts: bool,
+        holder: list[GenerationResult],
+    ) -> Generator[str, None, None]:
+        t0 = time.perf_counter()
+        t_first: float | None = None
+        chunks = 0
+        shown: list[str] = []
+        reason: StopReason = "cancelled"
+        scanner = StopScanner(stops)
+        usage: dict[str, Any] = {}
+        timings: dict[str, Any] = {}
+        finish: str | None = None
+        try:
+            if cancel.is_set():
+                return
+            with self._client.stream("POST", "/v1/completions", json=body) as resp:
+                if resp.status_code != 200:
+                    resp.read()
+                    raise BackendError(
+                        f"{self.base_url}/v1/completions: HTTP {resp.status_code}: {resp.text[:200]}"
+                    )
+                for event in _sse(resp.iter_lines()):
+                    if cancel.is_set():
+                        break
+                    usage = event.get("usage") or usage
+                    timings = event.get("timings") or timings
+                    choices = event.get("choices") or []
+                    if not choices:
+                        continue
+                    choice = choices[0]
+                    text = choice.get("text") or ""
+                    if text:
+                        chunks += 1
+                        if t_first is None:
+                            t_first = time.perf_counter()
+                    finish = choice.get("finish_reason") or finish
+                    piece = scanner.feed(text)
+                    if piece:
+                        shown.append(piece)
+                        yield piece
+                    if scanner.stopped is not None:
+                        break
+            if scanner.stopped is not None:
+                reason = "stop_string"
+            elif cancel.is_set():
+                reason = "cancelled"
+            else:
+                tail = scanner.flush()
+                if tail:
+                    shown.append(tail)
+                    yield tail
+                reason = "max_tokens" if finish == "length" else "eog"
+        except GeneratorExit:
+            reason = "cancelled"
+            raise
+        except httpx.HTTPError as exc:
+            reason = "error"
+            raise BackendError(f"{self.base_url}/v1/completions: {exc}") from exc
+        finally:
+            t_end = time.perf_counter()
+            holder.append(self._result(p, shown, chunks, reason, usage, timings, t0, t_first, t_end, exact_counts and reason != "error"))
+            self.last_result = holder[0]
+
+    def _result(
+        self,
+        p: PromptInput,
+        shown: list[str],
+        chunks: int,
+        reason: StopReason,
+        usage: dict[str, Any],
+        timings: dict[str, Any],
+        t0: float,
+        t_first: float | None,
+        t_end: float,
+        exact_counts: bool,
+    ) -> GenerationResult:
+        reused = _int(timings.get("cache_n"))
+        evaluated = _int(timings.get("prompt_n"))
+        prompt_tokens: int | None
+        if reused is not None and evaluated is not None:
+            prompt_tokens = reused + evaluated
+        elif p.ids is not None and self.kind in ("llama.cpp", "vllm"):
+            prompt_tokens = len(p.ids)
+        else:
+            prompt_tokens = _int(usage.get("prompt_tokens"))
+            if prompt_tokens is None and exact_counts and p.text is not None:
+                try:
+                    ids = self.tokenize(p.text)
+                except BackendError:
+                    ids = None
+                prompt_tokens = len(ids) if ids is not None else None
+        generated = _int(timings.get("predicted_n")) or _int(usage.get("completion_tokens"))
+        counted = generated is not None
+        gen_s = t_end - t_first if t_first is not None else 0.0
+        n_gen = generated if generated is not None else chunks
+        metrics = TurnMetrics(
+            backend=self.name,
+            prompt_tokens=prompt_tokens,
+            reused_tokens=reused,
+            evaluated_tokens=evaluated,
+            generated_tokens=n_gen,
+            time_to_first_token_s=(t_first - t0) if t_first is not None else None,
+            prompt_eval_s=(timings["prompt_ms"] / 1000.0) if isinstance(timings.get("prompt_ms"), int | float) else None,
+            generation_s=gen_s,
+            tokens_per_second=(n_gen - 1) / gen_s if n_gen > 1 and gen_s > 0 else None,
+            stop_reason=reason,
+            counts_exact=counted and prompt_tokens is not None,
+        )
+        return GenerationResult(text="".join(shown), metrics=metrics)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _json(r: httpx.Response) -> dict[str, Any]:
+    try:
+        data = r.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _int(v: Any) -> int | None:
+    return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def _sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    """Server-sent events' JSON payloads, up to `[DONE]`."""
+    for line in lines:
+        line = line.strip()
+        if not line.startswith("data:"):
+            continue
+        payload = line[5:].strip()
+        if payload == "[DONE]":
+            return
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            if "error" in event and "choices" not in event:
+                raise BackendError(f"server error while streaming: {str(event['error'])[:200]}")
+            yield event
