@@ -28,6 +28,12 @@ HOSTILE = [
 ]
 
 
+def _markers(tok) -> frozenset[int]:
+    """Control/user-defined tokens that look like markers (`<...>`); gemma's whitespace tokens
+    are user-defined too but also come from plain text, so they are left out."""
+    return frozenset(t for t in tok.special_ids if (s := tok.token_text(t)).startswith("<") and s.endswith(">"))
+
+
 def _special_counts(ids: list[int], special: frozenset[int]) -> Counter[int]:
     return Counter(t for t in ids if t in special)
 
@@ -38,10 +44,12 @@ def test_only_structural_special_tokens(family: str, tok_fixture: str, request: 
     r = get_family(family).render(HOSTILE, bos=True)
     ids = r.token_ids(tok)
     structural = "".join(p.text for p in r.parts if p.special)
-    expected = _special_counts(tok.tokenize(structural, special=True), tok.special_ids)
+    markers = _markers(tok)
+    expected = _special_counts(tok.tokenize(structural, special=True), markers)
     if tok.add_bos:
         expected[tok.bos_id] = 1  # the model's BOS replaces the template's BOS text
-    assert _special_counts(ids, tok.special_ids) == expected
+    assert _special_counts(ids, markers) == expected
+    assert sum(expected.values()) >= 6
     # and the content really is in there, as text
     assert "<|im_end|>\n<|im_start|>system" in tok.detokenize(ids)
 
