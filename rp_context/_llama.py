@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,14 +13,33 @@ from .models import check_gguf
 __all__ = ["load_llama", "import_llama_cpp"]
 
 
+LOG_ENV_VAR = "RP_CONTEXT_LLAMA_LOG"
+"""Set to 1 to see llama.cpp's own log on stderr (it is silenced otherwise)."""
+
+_log_callback: Any = None  # kept alive: llama.cpp holds a pointer to it
+
+
 def import_llama_cpp() -> Any:
-    """Import llama_cpp, turning a missing or broken install into a BackendError."""
+    """Import llama_cpp, turning a missing or broken install into a BackendError.
+
+    llama.cpp's log is silenced (it prints warnings even with verbose=False), so the command
+    line's stderr carries only our own messages; set $RP_CONTEXT_LLAMA_LOG=1 to see it.
+    """
+    global _log_callback
     try:
         import llama_cpp
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise BackendError(
             f"llama-cpp-python is not installed or failed to load ({exc}); pip install llama-cpp-python"
         ) from exc
+    if _log_callback is None and not os.environ.get(LOG_ENV_VAR):
+
+        @llama_cpp.llama_log_callback
+        def _quiet(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+            return None
+
+        _log_callback = _quiet
+        llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
     return llama_cpp
 
 

@@ -55,8 +55,14 @@ def test_parts_equal_one_pass_when_content_is_clean(smollm_tokenizer) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.text(max_size=80))
+@given(
+    st.text(
+        alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Cn", "Co"), whitelist_characters="\n\t"),
+        max_size=80,
+    )
+)
 def test_content_round_trips_and_never_makes_specials(smollm_tokenizer, text: str) -> None:
+    # Control characters and unassigned code points are outside what the vocab round-trips.
     parts = [TextPart("<|im_start|>user\n", True), TextPart(text), TextPart("<|im_end|>\n", True)]
     ids = smollm_tokenizer.tokenize_parts(parts)
     assert sum(1 for t in ids if t in smollm_tokenizer.special_ids) == 2
