@@ -8,7 +8,8 @@
     │   └── PresetError           a preset is malformed (unknown key, bad value)
     ├── TemplateError             a chat template cannot render this conversation
     ├── BudgetError               the pinned content does not fit the context window
-    └── BackendError              the inference backend failed (load, generate, server)
+    ├── BackendError              the inference backend failed (load, generate, server)
+    └── GroupError                a group's roster and cards disagree (no card, unknown speaker)
 
 The command line turns any of these into one line on stderr and exit code 2.
 """
@@ -27,6 +28,7 @@ __all__ = [
     "TemplateError",
     "BudgetError",
     "BackendError",
+    "GroupError",
 ]
 
 
@@ -73,3 +75,7 @@ class BudgetError(RPContextError):
 
 class BackendError(RPContextError):
     """The inference backend failed to load a model or to generate."""
+
+
+class GroupError(RPContextError):
+    """A group chat cannot be served: a member has no card, or a speaker is not a member."""
