@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from .errors import TemplateError
 from .macros import MacroContext, expand_macros
 
-__all__ = ["render_handlebars", "render_story_string"]
+__all__ = ["render_handlebars", "render_story_string", "story_string_pieces"]
 
 _TOKEN = re.compile(r"\{\{\s*(#if|#unless|else|/if|/unless)\s*([\w.]*)\s*\}\}|\{\{\s*([\w.]+)\s*\}\}")
 
@@ -79,3 +79,112 @@ def render_story_string(
     if text and not text.endswith("\n") and (not instruct or wrap):
         text += "\n"
     return text
+
+
+_OPEN, _CLOSE, _TRIM_MARK = "\ue000", "\ue001", "\ue002"
+_PIECE = re.compile(_OPEN + r"(\d+)" + _CLOSE)
+
+
+def story_string_pieces(
+    template: str,
+    params: Mapping[str, str],
+    ctx: MacroContext,
+    *,
+    instruct: bool = True,
+    wrap: bool = True,
+    traced: frozenset[str] | set[str] | None = None,
+) -> list[tuple[str | None, str]]:
+    """`render_story_string`, but as (param name or None for template text, text) pieces.
+
+    Param values listed in `traced` (default: all) come out as their own pieces, so each can
+    become a segment; the template's own text (labels, model tokens) has name None. The result
+    joins to exactly `render_story_string(...)` when param values contain no macros.
+    """
+    names = list(params)
+    traced_set = set(params) if traced is None else set(traced)
+    marked = {
+        k: (f"{_OPEN}{i}{_CLOSE}" if k in traced_set and params[k] else params[k])
+        for i, k in enumerate(names)
+    }
+    # `{{#if}}` tests the real values; the output carries markers in their place.
+    text = _render_marked(template, params, marked)
+    text = re.sub(r"\{\{trim\}\}", _TRIM_MARK, text, flags=re.IGNORECASE)
+    text = expand_macros(text, ctx)
+    pieces: list[tuple[str | None, str]] = []
+    pos = 0
+    for m in _PIECE.finditer(text):
+        if m.start() > pos:
+            pieces.append((None, text[pos : m.start()]))
+        name = names[int(m.group(1))]
+        pieces.append((name, params[name]))
+        pos = m.end()
+    if pos < len(text):
+        pieces.append((None, text[pos:]))
+    pieces = _apply_trim(pieces)
+    # strip leading newlines across pieces
+    while pieces and pieces[0][1].startswith("\n"):
+        name, value = pieces[0]
+        value = value.lstrip("\n")
+        pieces = ([(name, value)] if value else []) + pieces[1:]
+    pieces = [(n, t) for n, t in pieces if t]
+    full = "".join(t for _, t in pieces)
+    if full and not full.endswith("\n") and (not instruct or wrap):
+        pieces.append((None, "\n"))
+    return pieces
+
+
+def _render_marked(template: str, params: Mapping[str, str], marked: Mapping[str, str]) -> str:
+    class _View(dict[str, str]):
+        def get(self, key: str, default: str = "") -> str:  # type: ignore[override]
+            return params.get(key, default)
+
+    view = _View(marked)
+    out, _, stack = _render(template, 0, view, None)
+    if stack is not None:
+        raise TemplateError(f"story string: unclosed {{{{#{stack}}}}} block")
+    return out
+
+
+def _apply_trim(pieces: list[tuple[str | None, str]]) -> list[tuple[str | None, str]]:
+    """Remove each trim mark with the newline runs around it, across piece boundaries."""
+    out: list[tuple[str | None, str]] = []
+    for name, text in pieces:
+        if _TRIM_MARK not in text:
+            out.append((name, text))
+            continue
+        chunks = text.split(_TRIM_MARK)
+        for j, chunk in enumerate(chunks):
+            if j > 0:
+                # strip newlines before the mark: at the end of what came before
+                while out:
+                    n, t = out[-1]
+                    stripped = re.sub(r"(?:\r?\n)+$", "", t)
+                    if stripped:
+                        out[-1] = (n, stripped)
+                        break
+                    out.pop()
+                chunk = re.sub(r"^(?:\r?\n)+", "", chunk)
+                pending_strip = True
+            else:
+                pending_strip = False
+            if chunk:
+                out.append((name, chunk))
+            elif pending_strip:
+                out.append((name, ""))  # keeps the position; stripping continues below
+        # a trim mark at the very end of this piece strips leading newlines of following pieces
+        if text.endswith(_TRIM_MARK):
+            out.append((None, _TRIM_MARK))
+    # resolve trailing marks: strip leading newlines of the pieces after them
+    result: list[tuple[str | None, str]] = []
+    strip_next = False
+    for name, text in out:
+        if text == _TRIM_MARK:
+            strip_next = True
+            continue
+        if strip_next:
+            text = re.sub(r"^(?:\r?\n)+", "", text)
+            if not text:
+                continue
+            strip_next = False
+        result.append((name, text))
+    return [(n, t) for n, t in result if t]

@@ -66,6 +66,9 @@ class ContextPreset(BaseModel):
     """Newer SillyTavern: depth when the story string sits in the chat."""
     story_string_role: int = 0
     """Newer SillyTavern: 0 system, 1 user, 2 assistant (story string in the chat)."""
+    story_string_as_system: bool = False
+    """Ours: render the story string, examples and chat start as the template's system turn.
+    Off for SillyTavern presets, whose story strings carry the model's tokens themselves."""
     sillytavern_extra: dict[str, Any] = Field(default_factory=dict)
     """SillyTavern keys we keep but do not use, for a lossless export."""
 

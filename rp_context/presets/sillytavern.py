@@ -26,7 +26,7 @@ __all__ = [
     "ST_KEYS",
 ]
 
-_OURS = {"description", "sillytavern_extra"}
+_OURS = {"description", "sillytavern_extra", "story_string_as_system"}
 _INSTRUCT_EXTRAS = {
     "bos_token",
     "eos_token",

@@ -1,0 +1,594 @@
+"""Assemble cards, persona, chat and presets into typed segments in SillyTavern's text-completion order.
+
+The order (SillyTavern 1.12.6, `sillytavern.md` §3): story string (system prompt, world info
+before, description, personality, scenario, world info after, persona), example dialogues,
+chat start, the chat history with depth injections (author's note, character's note, world info
+at depth, persona at depth) spliced in, post-history instructions, and the generation header.
+Only the tail moves from turn to turn; macros that would change the prompt under llama.cpp's
+cache are frozen per message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .cards.model import Card, Lorebook
+from .cards.persona import Persona
+from .cards.roster import GroupRoster
+from .chat import Chat, ChatMessage
+from .errors import RPContextError
+from .flatten import FlatPrompt, Mode, flatten
+from .macros import MacroContext, expand_macros
+from .presets.models import ContextPreset, SysPromptPreset
+from .segments import Segment, SegmentKind
+from .storystring import story_string_pieces
+from .templates.model import InstructTemplate
+
+__all__ = ["AuthorNote", "AssemblySettings", "AssembledPrompt", "assemble", "parse_examples"]
+
+Role = Literal["system", "user", "assistant"]
+FROZEN_KEY = "rp_context_macros"
+"""Where frozen macro values live: a message's `extra`, or the chat metadata for card text."""
+
+_ROLE_ORDER: tuple[Role, ...] = ("system", "user", "assistant")
+
+
+class AuthorNote(BaseModel):
+    """The chat's author's note, inserted `depth` messages from the end every `interval` user turns."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = ""
+    depth: int = Field(4, ge=0, le=1000)
+    role: Role = "system"
+    interval: int = Field(1, ge=0)
+    """1: every turn; N: every N-th user message; 0: never."""
+
+
+class AssemblySettings(BaseModel):
+    """Choices SillyTavern keeps in user settings rather than presets."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prefer_character_prompt: bool = True
+    """The card's `system_prompt` replaces the preset's (`{{original}}` inserts the preset's)."""
+    prefer_character_jailbreak: bool = True
+    """The card's `post_history_instructions` replace the preset's."""
+    sysprompt_enabled: bool = True
+    author_note: AuthorNote = Field(default_factory=AuthorNote)
+    include_examples: bool = True
+    """False is SillyTavern's "never include examples" (`{{mesExamples}}` still renders)."""
+    world_info: Any = None
+    """`rp_context.worldinfo.WorldInfoSettings`, or None for its defaults."""
+
+
+@dataclass
+class AssembledPrompt:
+    """Segments in prompt order plus what flattening and generation need."""
+
+    segments: list[Segment]
+    template: InstructTemplate
+    user: str
+    char: str
+    group: bool
+    members: list[str]
+    mode: Mode
+    stop: list[str]
+    lore: Any = None
+    warnings: list[str] = field(default_factory=list)
+    frozen_changed: bool = False
+    """True when new frozen macro values were written into the chat: save it to keep them."""
+
+    def flatten(self) -> FlatPrompt:
+        """Render the segments once through the template."""
+        others = [m for m in self.members if m != self.char]
+        stop_names = [*others, self.user] if self.mode != "impersonate" else [self.char, *others]
+        return flatten(
+            self.segments,
+            self.template,
+            user=self.user,
+            char=self.char,
+            speaker=self.char if self.mode != "impersonate" else self.user,
+            group=self.group,
+            mode=self.mode,
+            stop_names=stop_names,
+        )
+
+    @property
+    def text(self) -> str:
+        return self.flatten().text
+
+    def by_id(self, segment_id: str) -> Segment:
+        for seg in self.segments:
+            if seg.id == segment_id:
+                return seg
+        raise KeyError(segment_id)
+
+
+def parse_examples(text: str) -> list[str]:
+    """SillyTavern `parseMesExamples`: split on `<START>` into blocks (each without its heading)."""
+    if not text or text.strip() == "<START>":
+        return []
+    if not text.lstrip().upper().startswith("<START>"):
+        text = "<START>\n" + text
+    blocks = re.split(r"<START>", text, flags=re.IGNORECASE)[1:]
+    return [b.strip() for b in blocks if b.strip()]
+
+
+def _example_turns(block: str, user: str, char: str) -> list[tuple[Role, str, str]] | None:
+    """SillyTavern `parseExampleIntoIndividual`: (role, name, text) turns; None if nothing parses."""
+    turns: list[tuple[Role, str, list[str]]] = []
+    for line in block.split("\n"):
+        if line.startswith(f"{user}:"):
+            turns.append(("user", user, [line[len(user) + 1 :].lstrip()]))
+        elif line.startswith(f"{char}:"):
+            turns.append(("assistant", char, [line[len(char) + 1 :].lstrip()]))
+        elif turns:
+            turns[-1][2].append(line)
+    if not turns:
+        return None
+    return [(r, n, "\n".join(lines).strip()) for r, n, lines in turns]
+
+
+def _macro_field(text: str, ctx: MacroContext) -> str:
+    return expand_macros(text, ctx) if text else ""
+
+
+def _chat_id(chat: Chat) -> str:
+    header = chat.header
+    base = f"{header.character_name}|{header.create_date}" if header else ""
+    if not base.strip("|"):
+        first = chat.messages[0].id if chat.messages else ""
+        base = f"chat|{first}"
+    return hashlib.sha256(base.encode()).hexdigest()[:16]
+
+
+def _frozen_store(container: dict[str, Any]) -> dict[str, str]:
+    store = container.get(FROZEN_KEY)
+    if not isinstance(store, dict):
+        store = {}
+        container[FROZEN_KEY] = store
+    return store
+
+
+def assemble(
+    *,
+    cards: Sequence[Card],
+    chat: Chat,
+    instruct: InstructTemplate,
+    context: ContextPreset,
+    sysprompt: SysPromptPreset | None = None,
+    persona: Persona | None = None,
+    roster: GroupRoster | None = None,
+    speaker: str | None = None,
+    lorebooks: Sequence[Lorebook] = (),
+    settings: AssemblySettings | None = None,
+    mode: Mode = "normal",
+    counter: Any = None,
+    max_context: int = 8192,
+    now: datetime | None = None,
+) -> AssembledPrompt:
+    """Build the prompt's segments for the next reply by `speaker` (default: the only card)."""
+    if not cards:
+        raise RPContextError("assemble needs at least one card")
+    settings = settings or AssemblySettings()
+    warnings: list[str] = []
+    by_name: dict[str, Card] = {}
+    for card in cards:
+        by_name.setdefault(card.data.name, card)
+    members = [c.data.name for c in cards] if roster is None else list(roster.members)
+    group = len(members) > 1
+    if speaker is None:
+        speaker = members[0]
+    if speaker not in by_name:
+        raise RPContextError(f"speaker {speaker!r} is not one of the cards ({', '.join(by_name)})")
+    card = by_name[speaker]
+    user = persona.name if persona is not None and persona.name else (
+        chat.header.user_name if chat.header else "User"
+    )
+    meta: dict[str, Any] = chat.header.chat_metadata if chat.header is not None else {}
+    chat_id = _chat_id(chat)
+    frozen_before = repr(meta.get(FROZEN_KEY)) + repr([m.extra.get(FROZEN_KEY) for m in chat.messages])
+    card_frozen = _frozen_store(meta) if chat.header is not None else {}
+    clock = (lambda: now) if now is not None else (lambda: datetime.now().astimezone())
+    group_names = ", ".join(members)
+
+    def ctx(frozen: dict[str, str] | None, **kw: Any) -> MacroContext:
+        return MacroContext(
+            user=user,
+            char=speaker,
+            group=group_names if group else "",
+            chat_id=chat_id,
+            now=clock,
+            frozen=frozen,
+            **kw,
+        )
+
+    base_ctx = ctx(card_frozen)
+    # --- card fields (SillyTavern baseChatReplace: macros without card macros) -----------------
+    fields = _card_fields(cards, by_name, roster, speaker, base_ctx, instruct)
+    scenario_override = meta.get("scenario") if isinstance(meta.get("scenario"), str) else None
+    if scenario_override:
+        fields["scenario"] = [(speaker, _macro_field(scenario_override, base_ctx))]
+    persona_text = ""
+    if persona is not None and persona.description and persona.position == "in_prompt":
+        persona_text = _macro_field(persona.description, base_ctx)
+
+    # --- system prompt and post-history instructions -----------------------------------------
+    global_sys = sysprompt.content if (sysprompt is not None and settings.sysprompt_enabled) else ""
+    system_text = ""
+    system_source = f"preset:sysprompt/{sysprompt.name}" if sysprompt is not None else ""
+    if settings.sysprompt_enabled:
+        if settings.prefer_character_prompt and card.data.system_prompt.strip():
+            system_text = expand_macros(card.data.system_prompt, ctx(card_frozen, original=global_sys))
+            system_source = f"card:{speaker}:system_prompt"
+        else:
+            system_text = _macro_field(global_sys, base_ctx)
+    if system_text and (instruct.system_sequence_prefix or instruct.system_sequence_suffix):
+        sep = "\n" if instruct.wrap else ""
+        pre = instruct.system_sequence_prefix.replace("{{name}}", "System")
+        system_text = sep.join(x for x in (pre, system_text, instruct.system_sequence_suffix) if x)
+    global_phi = (sysprompt.post_history or "") if sysprompt is not None else ""
+    phi_text, phi_source = "", ""
+    if settings.prefer_character_jailbreak and card.data.post_history_instructions.strip():
+        phi_text = expand_macros(card.data.post_history_instructions, ctx(card_frozen, original=global_phi))
+        phi_source = f"card:{speaker}:post_history_instructions"
+    elif global_phi.strip() and settings.sysprompt_enabled:
+        phi_text = _macro_field(global_phi, base_ctx)
+        phi_source = f"preset:sysprompt/{sysprompt.name if sysprompt else ''}"
+
+    # --- chat messages, macros frozen per message ----------------------------------------------
+    visible = [m for m in chat.messages if not m.hidden]
+    texts: dict[str, str] = {}
+    for m in visible:
+        text = m.text
+        if "{{" in text or "<USER>" in text or "<BOT>" in text or "<CHAR>" in text:
+            text = expand_macros(text, ctx(_frozen_store(m.extra)))
+        texts[m.id] = text
+
+    # --- world info -----------------------------------------------------------------------------
+    lore = None
+    books = [b for b in (*_card_books(cards, roster, speaker, by_name), *lorebooks) if b is not None]
+    if books:
+        lore = _activate_lore(books, visible, texts, settings, counter, max_context, chat_id, base_ctx)
+        for d in getattr(lore, "warnings", []) or []:
+            warnings.append(str(d))
+
+    # --- story string ---------------------------------------------------------------------------
+    segments: list[Segment] = []
+    wi_before = _joined(getattr(lore, "before", []) if lore else [])
+    wi_after = _joined(getattr(lore, "after", []) if lore else [])
+    examples = [] if not settings.include_examples else _example_blocks(fields, lore)
+    mes_examples_raw = "".join(f"<START>\n{b}\n" for _, b in examples)
+    params = {
+        "system": system_text,
+        "description": _join_field(fields["description"]),
+        "personality": _join_field(fields["personality"]),
+        "scenario": _join_field(fields["scenario"]),
+        "persona": persona_text,
+        "wiBefore": wi_before,
+        "loreBefore": wi_before,
+        "wiAfter": wi_after,
+        "loreAfter": wi_after,
+        "mesExamples": mes_examples_raw,
+        "mesExamplesRaw": mes_examples_raw,
+        "char": speaker,
+        "user": user,
+        "anchorBefore": "",
+        "anchorAfter": "",
+    }
+    traced = {"system", "description", "personality", "scenario", "persona", "wiBefore",
+              "loreBefore", "wiAfter", "loreAfter", "mesExamples", "mesExamplesRaw"}
+    pieces = story_string_pieces(
+        context.story_string, params, base_ctx, instruct=True, wrap=instruct.wrap, traced=traced
+    )
+    as_system = context.story_string_as_system
+    story_role: Role | None = "system" if as_system else None
+    kind_of = {
+        "system": SegmentKind.SYSTEM_PROMPT,
+        "description": SegmentKind.DESCRIPTION,
+        "personality": SegmentKind.PERSONALITY,
+        "scenario": SegmentKind.SCENARIO,
+        "persona": SegmentKind.PERSONA,
+        "wiBefore": SegmentKind.WORLD_INFO_BEFORE,
+        "loreBefore": SegmentKind.WORLD_INFO_BEFORE,
+        "wiAfter": SegmentKind.WORLD_INFO_AFTER,
+        "loreAfter": SegmentKind.WORLD_INFO_AFTER,
+        "mesExamples": SegmentKind.EXAMPLE_DIALOGUE,
+        "mesExamplesRaw": SegmentKind.EXAMPLE_DIALOGUE,
+    }
+    source_of = {
+        "system": system_source,
+        "description": _field_source(fields["description"], "description"),
+        "personality": _field_source(fields["personality"], "personality"),
+        "scenario": _field_source(fields["scenario"], "scenario"),
+        "persona": f"persona:{user}",
+    }
+    counts: dict[str, int] = {}
+    for name, text in pieces:
+        kind = kind_of.get(name, SegmentKind.STORY_STRING) if name else SegmentKind.STORY_STRING
+        n = counts.get(kind, 0)
+        counts[kind] = n + 1
+        segments.append(
+            Segment(
+                id=f"story:{kind.value}:{n}",
+                kind=kind,
+                role=story_role,
+                text=text,
+                special=name is None,
+                pinned=True,
+                source=source_of.get(name or "", f"preset:context/{context.name}"),
+                block="story" if as_system else None,
+            )
+        )
+
+    # --- example dialogues ----------------------------------------------------------------------
+    sep = "\n" if instruct.wrap else ""
+    for b, (owner, block) in enumerate(examples):
+        heading = (context.example_separator + "\n") if context.example_separator else "<START>\n"
+        block_text = expand_macros(block, ctx(card_frozen))
+        if as_system:
+            segments.append(_example_segment(b, heading + block_text + "\n", None, None, owner, "story"))
+            continue
+        turns = None if instruct.skip_examples else _example_turns(block_text, user, speaker)
+        if turns is None:
+            segments.append(Segment(id=f"example:{b}:heading", kind=SegmentKind.EXAMPLE_DIALOGUE,
+                                    text=heading + block_text + "\n", special=False,
+                                    source=f"card:{owner}:mes_example", block=f"example:{b}"))
+            continue
+        segments.append(Segment(id=f"example:{b}:heading", kind=SegmentKind.EXAMPLE_DIALOGUE,
+                                text=heading, special=True, source=f"preset:context/{context.name}",
+                                block=f"example:{b}"))
+        for t, (role, name, text) in enumerate(turns):
+            segments.append(Segment(id=f"example:{b}:{t}", kind=SegmentKind.EXAMPLE_DIALOGUE,
+                                    role=role, name=name, text=text,
+                                    source=f"card:{owner}:mes_example", block=None,
+                                    extra={"example_block": str(b)}))
+    del sep
+
+    # --- chat start -----------------------------------------------------------------------------
+    if context.chat_start:
+        start = expand_macros(context.chat_start, ctx(card_frozen)) + "\n"
+        segments.append(Segment(id="chat_start", kind=SegmentKind.CHAT_START, role=story_role,
+                                text=start, special=True, pinned=True,
+                                source=f"preset:context/{context.name}",
+                                block="story" if as_system else None))
+
+    # --- history with depth injections ----------------------------------------------------------
+    history: list[Segment] = []
+    for m in visible:
+        history.append(_message_segment(m, texts[m.id], user))
+    injections = _injections(
+        card=card, cards=cards, roster=roster, by_name=by_name, speaker=speaker, persona=persona,
+        settings=settings, visible=visible, lore=lore, ctx=base_ctx,
+    )
+    history = _splice(history, injections, continuing=mode == "continue")
+    if phi_text:
+        phi = Segment(id="post_history", kind=SegmentKind.POST_HISTORY, role="user", text=phi_text,
+                      pinned=True, source=phi_source)
+        if mode == "continue" and history:
+            history.insert(len(history) - 1, phi)
+        else:
+            history.append(phi)
+    segments.extend(history)
+    segments.append(Segment(id="header", kind=SegmentKind.GENERATION_HEADER,
+                            role="assistant" if mode != "impersonate" else "user",
+                            name=speaker if mode != "impersonate" else user, pinned=True,
+                            source=f"preset:instruct/{instruct.name}"))
+    stop: list[str] = []
+    if context.use_stop_strings:
+        for s in (context.chat_start, context.example_separator):
+            if s:
+                stop.append("\n" + s)
+    frozen_after = repr(meta.get(FROZEN_KEY)) + repr([m.extra.get(FROZEN_KEY) for m in chat.messages])
+    return AssembledPrompt(
+        segments=segments,
+        template=instruct,
+        user=user,
+        char=speaker,
+        group=group,
+        members=members,
+        mode=mode,
+        stop=stop,
+        lore=lore,
+        warnings=warnings,
+        frozen_changed=frozen_before != frozen_after,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+def _joined(entries: Sequence[Any]) -> str:
+    return "\n".join(e.content for e in entries if getattr(e, "content", ""))
+
+
+def _join_field(pieces: list[tuple[str, str]]) -> str:
+    return "\n".join(t for _, t in pieces if t)
+
+
+def _field_source(pieces: list[tuple[str, str]], field_name: str) -> str:
+    owners = [o for o, t in pieces if t]
+    return ",".join(f"card:{o}:{field_name}" for o in owners)
+
+
+def _card_fields(
+    cards: Sequence[Card],
+    by_name: Mapping[str, Card],
+    roster: GroupRoster | None,
+    speaker: str,
+    ctx: MacroContext,
+    instruct: InstructTemplate,
+) -> dict[str, list[tuple[str, str]]]:
+    """description/personality/scenario/mes_example as (owner, text) pieces; joined in groups."""
+    names = ("description", "personality", "scenario", "mes_example")
+    if roster is not None and len(roster.members) > 1:
+        from . import groups
+
+        gf = groups.group_card_fields(roster, by_name, speaker, wrap=instruct.wrap)
+        out: dict[str, list[tuple[str, str]]] = {n: [] for n in names}
+        for piece in gf.pieces:
+            member_ctx = MacroContext(**{**ctx.__dict__, "char": piece.member})
+            out.setdefault(piece.field, []).append((piece.member, _macro_field(piece.text, member_ctx)))
+        return out
+    card = by_name[speaker]
+    return {n: [(speaker, _macro_field(getattr(card.data, n), ctx))] for n in names}
+
+
+def _example_blocks(fields: Mapping[str, list[tuple[str, str]]], lore: Any) -> list[tuple[str, str]]:
+    blocks: list[tuple[str, str]] = []
+    for entry in getattr(lore, "examples_top", []) if lore else []:
+        blocks += [("lore", b) for b in parse_examples(entry.content)]
+    for owner, text in fields.get("mes_example", []):
+        blocks += [(owner, b) for b in parse_examples(text)]
+    for entry in getattr(lore, "examples_bottom", []) if lore else []:
+        blocks += [("lore", b) for b in parse_examples(entry.content)]
+    return blocks
+
+
+def _example_segment(b: int, text: str, role: Role | None, name: str | None, owner: str,
+                     block: str | None) -> Segment:
+    return Segment(id=f"example:{b}", kind=SegmentKind.EXAMPLE_DIALOGUE, role="system" if block else role,
+                   name=name, text=text, source=f"card:{owner}:mes_example", block=block,
+                   extra={"example_block": str(b)})
+
+
+def _message_segment(m: ChatMessage, text: str, user: str) -> Segment:
+    role: Role = m.role if m.role in ("user", "assistant", "system") else "assistant"  # type: ignore[assignment]
+    name = m.name or (user if role == "user" else None)
+    if role == "system":
+        name = None
+    return Segment(id=f"msg:{m.id}", kind=SegmentKind.CHAT_MESSAGE, role=role, name=name, text=text,
+                   source=f"chat:{m.id}", message_id=m.id)
+
+
+def _card_books(cards: Sequence[Card], roster: GroupRoster | None, speaker: str,
+                by_name: Mapping[str, Card]) -> list[Lorebook | None]:
+    if roster is not None and roster.generation_mode != "swap":
+        return [c.data.character_book for c in cards]
+    return [by_name[speaker].data.character_book]
+
+
+def _activate_lore(books: Sequence[Lorebook], visible: Sequence[ChatMessage], texts: Mapping[str, str],
+                   settings: AssemblySettings, counter: Any, max_context: int, chat_id: str,
+                   ctx: MacroContext) -> Any:
+    from . import worldinfo
+    from .tokens import TiktokenCounter
+
+    @dataclass
+    class _Scan:
+        name: str
+        text: str
+
+    scan = [_Scan(m.name, texts[m.id]) for m in visible]
+    return worldinfo.activate_world_info(
+        books,
+        scan,
+        settings=settings.world_info or worldinfo.WorldInfoSettings(),
+        counter=counter or TiktokenCounter(),
+        max_context_tokens=max_context,
+        seed=f"{chat_id}:{len(visible)}",
+        macro_ctx=ctx,
+    )
+
+
+@dataclass
+class _Injection:
+    depth: int
+    role: Role
+    key: str
+    segment: Segment
+
+
+def _injections(*, card: Card, cards: Sequence[Card], roster: GroupRoster | None,
+                by_name: Mapping[str, Card], speaker: str, persona: Persona | None,
+                settings: AssemblySettings, visible: Sequence[ChatMessage], lore: Any,
+                ctx: MacroContext) -> list[_Injection]:
+    """Extension prompts at depth, keyed as SillyTavern names them (the key order decides order)."""
+    out: list[_Injection] = []
+    note = settings.author_note
+    user_turns = sum(1 for m in visible if m.role == "user")
+    fires = bool(note.text.strip()) and note.interval > 0 and user_turns % note.interval == 0
+    an_top = list(getattr(lore, "an_top", []) or []) if lore else []
+    an_bottom = list(getattr(lore, "an_bottom", []) or []) if lore else []
+    if fires or (lore and (an_top or an_bottom) and note.text.strip()):
+        parts = [*(e.content for e in an_top), expand_macros(note.text, ctx), *(e.content for e in an_bottom)]
+        text = "\n".join(p for p in parts if p)
+        if fires and text.strip():
+            out.append(_Injection(note.depth, note.role, "2_floating_prompt", Segment(
+                id="author_note", kind=SegmentKind.AUTHOR_NOTE, role=note.role, text=text.strip(),
+                source="chat:author_note", depth=note.depth)))
+    depth_cards = [card]
+    if roster is not None and roster.generation_mode != "swap":
+        depth_cards = [by_name[n] for n in roster.members if n in by_name]
+    for i, c in enumerate(depth_cards):
+        dp = c.data.extensions.get("depth_prompt") if isinstance(c.data.extensions, dict) else None
+        if isinstance(dp, dict) and str(dp.get("prompt") or "").strip():
+            depth = _int(dp.get("depth"), 4)
+            role = _role(dp.get("role"))
+            member_ctx = MacroContext(**{**ctx.__dict__, "char": c.data.name})
+            key = "DEPTH_PROMPT" if len(depth_cards) == 1 else f"DEPTH_PROMPT_{i}"
+            out.append(_Injection(depth, role, key, Segment(
+                id=f"depth_prompt:{c.data.name}", kind=SegmentKind.DEPTH_INJECTION, role=role,
+                text=expand_macros(str(dp["prompt"]), member_ctx).strip(),
+                source=f"card:{c.data.name}:depth_prompt", depth=depth)))
+    if persona is not None and persona.description and persona.position == "at_depth":
+        out.append(_Injection(persona.depth, persona.role, "PERSONA_DESCRIPTION", Segment(
+            id="persona_depth", kind=SegmentKind.DEPTH_INJECTION, role=persona.role,
+            text=expand_macros(persona.description, ctx).strip(), source=f"persona:{persona.name}",
+            depth=persona.depth)))
+    for entry in (getattr(lore, "at_depth", []) or []) if lore else []:
+        role = _role(getattr(entry, "role", "system"))
+        depth = _int(getattr(entry, "depth", 4), 4)
+        out.append(_Injection(depth, role, f"customDepthWI-{depth}-{_ROLE_ORDER.index(role)}", Segment(
+            id=f"lore:{entry.book}:{entry.entry_id}", kind=SegmentKind.DEPTH_INJECTION, role=role,
+            text=entry.content.strip(), source=f"lore:{entry.book}:{entry.entry_id}", depth=depth)))
+    return [i for i in out if i.segment.text]
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _role(value: Any) -> Role:
+    if value in ("system", "user", "assistant"):
+        return value  # type: ignore[no-any-return]
+    if value in (0, 1, 2, "0", "1", "2"):
+        return _ROLE_ORDER[int(value)]
+    return "system"
+
+
+def _splice(history: list[Segment], injections: list[_Injection], *, continuing: bool) -> list[Segment]:
+    """SillyTavern `doChatInject`: one merged turn per (depth, role), assistant/user/system top-down."""
+    if not injections:
+        return history
+    newest_first: list[list[Segment]] = [[seg] for seg in reversed(history)]
+    inserted = 0
+    for depth in sorted({i.depth for i in injections}):
+        for role in _ROLE_ORDER:
+            group = sorted((i for i in injections if i.depth == depth and i.role == role), key=lambda i: i.key)
+            if not group:
+                continue
+            block = f"inject:{depth}:{role}"
+            segs: list[Segment] = []
+            for k, inj in enumerate(group):
+                if k:
+                    segs.append(Segment(id=f"{block}:sep{k}", kind=SegmentKind.STRUCTURE, role=role,
+                                        text="\n", block=block, pinned=True))
+                inj.segment.block = block
+                inj.segment.pinned = True
+                segs.append(inj.segment)
+            at = depth + inserted
+            if continuing and depth == 0:
+                at += 1
+            newest_first.insert(min(at, len(newest_first)), segs)
+            inserted += 1
+    return [seg for unit in reversed(newest_first) for seg in unit]

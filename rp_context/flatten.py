@@ -1,0 +1,301 @@
+"""Flatten segments once through a template into text parts that each map back to one segment.
+
+Raw segments (role None, SillyTavern's story string and separators) are written verbatim; runs
+of turn segments are rendered by the instruct template in one call, so first/last sequences,
+system merging and trimming behave as the family demands. Segments that share a `block` render
+as one turn. Every output part carries the id of the segment it came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .segments import Segment, SegmentKind, Tier
+from .templates.model import InstructTemplate, Message, c_trim
+from .templates.render import render_instruct
+from .tokens import TextPart
+
+__all__ = ["Span", "FlatPrompt", "flatten", "Mode"]
+
+Mode = Literal["normal", "continue", "impersonate"]
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """One rendered part and the segment it belongs to (None: template structure of no segment)."""
+
+    part: TextPart
+    segment: str | None
+
+
+@dataclass
+class FlatPrompt:
+    """The flattened prompt: spans in order, their text, and the stop strings of this render."""
+
+    spans: list[Span]
+    stop: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "".join(s.part.text for s in self.spans)
+
+    @property
+    def parts(self) -> list[TextPart]:
+        return [s.part for s in self.spans]
+
+    def segment_text(self, segment_id: str) -> str:
+        """Everything rendered for one segment (its content and, for turns, its markers)."""
+        return "".join(s.part.text for s in self.spans if s.segment == segment_id)
+
+    def char_map(self) -> list[tuple[int, int, str | None]]:
+        """(start, end, segment id) for every span: each character maps to one segment."""
+        out: list[tuple[int, int, str | None]] = []
+        pos = 0
+        for s in self.spans:
+            end = pos + len(s.part.text)
+            if end > pos:
+                out.append((pos, end, s.segment))
+            pos = end
+        return out
+
+
+@dataclass
+class _Unit:
+    """A turn (role set) or raw text (role None) made of one or more segments."""
+
+    role: str | None
+    segments: list[Segment]
+    examples: bool = False
+
+    @property
+    def text(self) -> str:
+        return "".join(s.text for s in self.segments)
+
+    @property
+    def head(self) -> Segment:
+        return self.segments[0]
+
+
+def _units(segments: Sequence[Segment]) -> list[_Unit]:
+    units: list[_Unit] = []
+    for seg in segments:
+        if seg.tier == Tier.EVICTED or seg.kind == SegmentKind.GENERATION_HEADER:
+            continue
+        last = units[-1] if units else None
+        if seg.role is None:
+            if last is not None and last.role is None:
+                last.segments.append(seg)
+            else:
+                units.append(_Unit(None, [seg]))
+            continue
+        if last is not None and seg.block is not None and last.head.block == seg.block:
+            last.segments.append(seg)
+            continue
+        units.append(_Unit(seg.role, [seg], examples=seg.kind == SegmentKind.EXAMPLE_DIALOGUE))
+    return units
+
+
+def flatten(
+    segments: Sequence[Segment],
+    template: InstructTemplate,
+    *,
+    user: str = "User",
+    char: str = "Assistant",
+    speaker: str | None = None,
+    group: bool = False,
+    mode: Mode = "normal",
+    stop_names: Sequence[str] = (),
+) -> FlatPrompt:
+    """Render `segments` with `template`; `mode` picks the ending (header, open message, user turn)."""
+    units = _units(segments)
+    header = next((s for s in segments if s.kind == SegmentKind.GENERATION_HEADER), None)
+    # Runs: raw units alone; consecutive example turns; consecutive other turns.
+    runs: list[list[_Unit]] = []
+    for unit in units:
+        prev = runs[-1][-1] if runs else None
+        if (
+            prev is not None
+            and unit.role is not None
+            and prev.role is not None
+            and unit.examples == prev.examples
+        ):
+            runs[-1].append(unit)
+        else:
+            runs.append([unit])
+    last_turn_run = max(
+        (i for i, r in enumerate(runs) if r[0].role is not None and not r[0].examples), default=None
+    )
+    spans: list[Span] = []
+    stops: list[str] = []
+    for i, run in enumerate(runs):
+        if run[0].role is None:
+            for seg in run[0].segments:
+                spans.append(Span(TextPart(seg.text, seg.special), seg.id))
+            continue
+        is_last = i == last_turn_run
+        rendered, run_stops = _render_run(
+            run,
+            template,
+            user=user,
+            char=char,
+            speaker=speaker,
+            group=group,
+            examples=run[0].examples,
+            generation=is_last and mode == "normal" and header is not None,
+            stop_names=stop_names,
+        )
+        if is_last:
+            stops = run_stops
+            if mode == "continue":
+                rendered = _open_last(rendered, len(run) - 1)
+        spans.extend(rendered)
+    if header is not None and mode == "impersonate":
+        spans.extend(_impersonate_header(template, user=user, char=char, group=group, header=header))
+    elif header is not None and last_turn_run is None and mode == "normal":
+        # no turns at all: the header still has to be written
+        spans.extend(_render_run([], template, user=user, char=char, speaker=speaker, group=group,
+                                 examples=False, generation=True, stop_names=stop_names)[0])
+    if header is not None:
+        spans = [
+            Span(s.part, header.id) if s.segment is None and s.part.source == -1 else s
+            for s in spans
+        ]
+    if not stops:
+        from .templates.stops import instruct_stop_strings, name_stops
+
+        stops = instruct_stop_strings(template, user=user, char=speaker or char)
+        stops += [s for s in name_stops(stop_names) if s not in stops]
+    return FlatPrompt(spans=spans, stop=stops)
+
+
+def _render_run(
+    run: list[_Unit],
+    template: InstructTemplate,
+    *,
+    user: str,
+    char: str,
+    speaker: str | None,
+    group: bool,
+    examples: bool,
+    generation: bool,
+    stop_names: Sequence[str],
+) -> tuple[list[Span], list[str]]:
+    t = template
+    if examples:
+        # SillyTavern formats example turns with the plain sequences, never first/last ones.
+        t = template.model_copy(
+            update={
+                "first_input_sequence": "",
+                "first_output_sequence": "",
+                "last_input_sequence": "",
+                "user_alignment_message": "",
+            }
+        )
+    messages: list[Message] = []
+    content_only: set[int] = set()
+    for j, unit in enumerate(run):
+        head = unit.head
+        name = head.name if head.kind in (SegmentKind.CHAT_MESSAGE, SegmentKind.EXAMPLE_DIALOGUE) else None
+        messages.append(Message(unit.role or "system", unit.text, name))
+        if head.tier == Tier.CONTENT:
+            content_only.add(j)
+    rendered = render_instruct(
+        t,
+        messages,
+        add_generation_prompt=generation,
+        content_only=content_only,
+        group=group,
+        user=user,
+        char=char,
+        speaker=speaker,
+        stop_names=stop_names,
+    )
+    spans: list[Span] = []
+    index_map = _index_map(messages, rendered.parts, t)
+    for part in rendered.parts:
+        if part.source is None:
+            spans.append(Span(TextPart(part.text, part.special, -1), None))
+            continue
+        j = index_map.get(part.source)
+        if j is None:
+            spans.append(Span(TextPart(part.text, part.special), None))
+            continue
+        unit = run[j]
+        if part.special:
+            spans.append(Span(TextPart(part.text, True, j), unit.head.id))
+            continue
+        spans.extend(_split_content(part, unit, j))
+    return spans, rendered.stop
+
+
+def _index_map(messages: list[Message], parts: list[TextPart], t: InstructTemplate) -> dict[int, int]:
+    """Map the renderer's message indices to ours (a user alignment message adds one)."""
+    if not t.user_alignment_message:
+        return {i: i for i in range(len(messages))}
+    first_turn = next((i for i, m in enumerate(messages) if m.role != "system"), None)
+    if first_turn is None or messages[first_turn].role != "assistant":
+        return {i: i for i in range(len(messages))}
+    out = {i: i for i in range(first_turn)}
+    for i in range(first_turn, len(messages)):
+        out[i + 1] = i
+    return out
+
+
+def _split_content(part: TextPart, unit: _Unit, j: int) -> list[Span]:
+    """Cut one content part at its unit's segment boundaries (a batched turn, a story block)."""
+    segs = unit.segments
+    if len(segs) == 1:
+        seg = segs[0]
+        return [Span(TextPart(part.text, seg.special and part.text != f"{seg.name}: ", j), seg.id)]
+    full = unit.text
+    start = full.find(part.text) if part.text else 0
+    if start < 0:
+        # a name prefix or other text the renderer added: belongs to the turn's first segment
+        return [Span(TextPart(part.text, False, j), segs[0].id)]
+    end = start + len(part.text)
+    spans: list[Span] = []
+    pos = 0
+    for seg in segs:
+        s0, s1 = pos, pos + len(seg.text)
+        pos = s1
+        a, b = max(s0, start), min(s1, end)
+        if a < b:
+            spans.append(Span(TextPart(full[a:b], seg.special, j), seg.id))
+    return spans
+
+
+def _open_last(spans: list[Span], last: int) -> list[Span]:
+    """Continue mode: drop the suffix after the last message's content, so the model goes on."""
+    cut = len(spans)
+    for k in range(len(spans) - 1, -1, -1):
+        part = spans[k].part
+        if part.source == last and part.special:
+            cut = k
+            continue
+        break
+    return spans[:cut]
+
+
+def _impersonate_header(
+    t: InstructTemplate, *, user: str, char: str, group: bool, header: Segment
+) -> list[Span]:
+    """SillyTavern's impersonation header: the input sequence, plus the user's name per names behaviour."""
+    sep = "\n" if t.wrap else ""
+    seq = t.input_sequence
+    if t.macro:
+        seq = seq.replace("{{name}}", user).replace("{{user}}", user).replace("{{char}}", char)
+    names = t.names_behavior == "always" or (t.names_behavior == "force" and group)
+    if names:
+        return [
+            Span(TextPart(seq + sep, True, -1), header.id),
+            Span(TextPart(f"{user}:", False, -1), header.id),
+        ]
+    text = (seq.rstrip() if t.wrap else seq) + sep
+    return [Span(TextPart(text, True, -1), header.id)] if text else []
+
+
+def trimmed_equal(a: str, b: str) -> bool:
+    """Whether two texts are equal up to llama.cpp-style trimming (used by tests)."""
+    return c_trim(a) == c_trim(b)
