@@ -1,0 +1,149 @@
+"""Key matching against the scan buffer, the way SillyTavern's `WorldInfoBuffer` does it.
+
+The buffer is the newest messages (newest first), then injected prompts, then the recursion
+text, each started by `\\x01` and joined by `\\n`. A `/regex/flags` key is tested as written;
+other keys are lower-cased with the text unless case-sensitive, and a single-word key must
+stand between non-word characters (JavaScript's ASCII `\\W`) when whole-word matching is on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Protocol
+
+__all__ = ["ScanBuffer", "ScanMessage", "KeyMatcher", "parse_regex_key"]
+
+MATCHER = "\x01"
+JOINER = "\n" + MATCHER
+
+_JS_REGEX = re.compile(r"/([\s\S]+?)/([gimsuy]*)")
+_UNESCAPED_SLASH = re.compile(r"(^|[^\\])/")
+_JS_NAMED_GROUP = re.compile(r"\(\?<(?![=!])")
+_NOT_WORD = "[^A-Za-z0-9_]"
+
+
+class ScanMessage(Protocol):
+    """A chat message as the scan sees it (oldest first in the chat)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def text(self) -> str: ...
+
+
+@lru_cache(maxsize=4096)
+def parse_regex_key(key: str) -> re.Pattern[str] | None:
+    """A `/pattern/flags` key as a compiled pattern; None when it is not one (or does not compile)."""
+    m = _JS_REGEX.fullmatch(key)
+    if not m:
+        return None
+    pattern, flags = m.groups()
+    if _UNESCAPED_SLASH.search(pattern):
+        return None
+    pattern = _JS_NAMED_GROUP.sub("(?P<", pattern.replace("\\/", "/", 1))
+    bits = 0
+    if "i" in flags:
+        bits |= re.IGNORECASE
+    if "m" in flags:
+        bits |= re.MULTILINE
+    if "s" in flags:
+        bits |= re.DOTALL
+    try:
+        return re.compile(pattern, bits)
+    except re.error:
+        return None
+
+
+@lru_cache(maxsize=4096)
+def _whole_word(key: str) -> re.Pattern[str]:
+    return re.compile(f"(?:^|{_NOT_WORD})({re.escape(key)})(?:\\Z|{_NOT_WORD})")
+
+
+@lru_cache(maxsize=1024)
+def _plain_regex(key: str, case_sensitive: bool) -> re.Pattern[str] | None:
+    try:
+        return re.compile(key, 0 if case_sensitive else re.IGNORECASE)
+    except re.error:
+        return None
+
+
+@dataclass(frozen=True)
+class KeyMatcher:
+    """One entry's matching options (its own overrides already merged with the global settings)."""
+
+    case_sensitive: bool
+    whole_words: bool
+    use_regex: bool = False
+    """V3 `use_regex`: plain keys are regular expressions too."""
+
+    def matches(self, haystack: str, key: str) -> bool:
+        regex = parse_regex_key(key)
+        if regex is None and self.use_regex:
+            regex = _plain_regex(key, self.case_sensitive)
+        if regex is not None:
+            return regex.search(haystack) is not None
+        if not self.case_sensitive:
+            haystack = haystack.lower()
+            key = key.lower()
+        if self.whole_words and len(key.split()) <= 1:
+            return _whole_word(key).search(haystack) is not None
+        return key in haystack
+
+
+@dataclass
+class ScanBuffer:
+    """The text one scan looks at: recent messages, injected prompts and recursion text."""
+
+    messages: list[tuple[int, str]]
+    """(chat index, text) newest first; text is `Name: message` when names are included."""
+    base_depth: int
+    injections: list[str] = field(default_factory=list)
+    recursion: list[str] = field(default_factory=list)
+    skew: int = 0
+    """How far min-activations has widened the global depth."""
+
+    @classmethod
+    def from_chat(
+        cls, chat: Sequence[ScanMessage], *, depth: int, include_names: bool, injections: Sequence[str] = ()
+    ) -> ScanBuffer:
+        newest_first = []
+        for index in range(len(chat) - 1, -1, -1):
+            m = chat[index]
+            text = f"{m.name}: {m.text}" if include_names and m.name else m.text
+            newest_first.append((index, text.strip()))
+        return cls(newest_first, depth, [t for t in injections if t])
+
+    @property
+    def depth(self) -> int:
+        return self.base_depth + self.skew
+
+    def segments(self, scan_depth: int | None, *, with_recursion: bool) -> list[tuple[str, str]]:
+        """(label, text) pieces in buffer order; empty when the effective depth is 0."""
+        depth = self.depth if scan_depth is None else scan_depth
+        if depth <= 0:
+            return []
+        out = [(f"message #{index}", text) for index, text in self.messages[:depth]]
+        if not out:
+            out = [("chat", "")]
+        out += [("injected prompt", text) for text in self.injections]
+        if with_recursion:
+            out += [(f"recursion pass {i + 1}", text) for i, text in enumerate(self.recursion)]
+        return out
+
+    @staticmethod
+    def join(segments: list[tuple[str, str]]) -> str:
+        if not segments:
+            return ""
+        return MATCHER + JOINER.join(text for _, text in segments)
+
+    @staticmethod
+    def locate(segments: list[tuple[str, str]], key: str, matcher: KeyMatcher) -> str:
+        """Where a key that matched the whole buffer was found, for the inspector."""
+        for label, text in segments:
+            if matcher.matches(MATCHER + text, key):
+                return label
+        return "the scanned text"
