@@ -12,11 +12,22 @@ from .errors import (
     BudgetError,
     CardError,
     ChatFileError,
+    GroupError,
     InputFileError,
     ModelFileError,
     PresetError,
     RPContextError,
     TemplateError,
+)
+from .group import (
+    GroupFields,
+    GroupMember,
+    group_card_fields,
+    group_macro,
+    group_members,
+    member_stop_strings,
+    pick_speakers,
+    trim_reply,
 )
 from .modelinfo import ModelInfo, model_info
 from .models import MODEL_ENV_VAR, check_gguf, default_model_path, resolve_model
@@ -54,6 +65,7 @@ __all__ = [
     "TemplateError",
     "BudgetError",
     "BackendError",
+    "GroupError",
     # models and tokens
     "MODEL_ENV_VAR",
     "check_gguf",
@@ -82,4 +94,13 @@ __all__ = [
     "SysPromptPreset",
     "SamplerPreset",
     "BundlePreset",
+    # group chats
+    "GroupFields",
+    "GroupMember",
+    "group_card_fields",
+    "group_macro",
+    "group_members",
+    "member_stop_strings",
+    "pick_speakers",
+    "trim_reply",
 ]
