@@ -21,6 +21,7 @@ from .fields import (
     replace_char,
     resolve_mode,
 )
+from .greetings import GroupGreeting, group_greetings
 from .members import (
     DEFAULT_TALKATIVENESS,
     GroupMember,
@@ -39,10 +40,12 @@ __all__ = [
     "DepthPrompt",
     "FieldPiece",
     "GroupFields",
+    "GroupGreeting",
     "GroupMember",
     "HistoryItem",
     "as_history",
     "group_card_fields",
+    "group_greetings",
     "group_macro",
     "group_members",
     "included_members",

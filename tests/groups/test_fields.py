@@ -209,3 +209,21 @@ def test_nickname_is_char(skerry: Cast) -> None:
     cards = [skerry.cards[0], card, skerry.cards[2]]
     f = group_card_fields(skerry.roster, cards, "Tobias Marrow", mode="join")
     assert "[Toby's Description]\nToby skippers the boat." in f.description
+
+
+def test_greetings_one_per_unmuted_member_seeded(skerry: Cast) -> None:
+    from rp_context.group import group_greetings
+
+    wren, tobias, absalom = skerry.names
+    cast = skerry.with_roster(muted=[skerry.key(tobias)])
+    got = group_greetings(cast.roster, cast.cards, seed="chat-9")
+    assert [g.member for g in got] == [wren, absalom]
+    for g, card in zip(got, (cast.cards[0], cast.cards[2]), strict=True):
+        assert g.options == (card.data.first_mes, *card.data.alternate_greetings, *card.data.group_only_greetings)
+        assert g.text == g.options[g.index]
+    assert group_greetings(cast.roster, cast.cards, seed="chat-9") == got
+    everyone = group_greetings(cast.roster, cast.cards, seed="chat-9", include_muted=True)
+    assert [g.member for g in everyone] == skerry.names
+    # over many chats every greeting of a member with alternates is used
+    picks = {group_greetings(cast.roster, cast.cards, seed=f"c{i}")[0].text for i in range(40)}
+    assert picks == set(got[0].options) and len(picks) > 1
