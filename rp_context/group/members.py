@@ -65,6 +65,10 @@ def talkativeness(card: Card) -> float:
     return min(1.0, max(0.0, value))
 
 
+def _slug(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
 def _card_for(entry: str, index: int, roster: GroupRoster, cards: CardsArg) -> Card | None:
     if isinstance(cards, Mapping):
         if entry in cards:
@@ -74,10 +78,10 @@ def _card_for(entry: str, index: int, roster: GroupRoster, cards: CardsArg) -> C
             if key in (stem, PurePath(entry).name) or PurePath(key).name == PurePath(entry).name:
                 return card
         for card in cards.values():
-            if card.name == entry:
+            if card.name == entry or _slug(card.name) == _slug(stem):
                 return card
-        if len(cards) == len(roster.members):  # keyed by name, in roster order
-            return list(cards.values())[index]
+        if len(cards) == len(roster.members) and not any(k in roster.members for k in cards):
+            return list(cards.values())[index]  # keyed by name, in roster order
         return None
     return cards[index] if index < len(cards) else None
 

@@ -10,31 +10,40 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from .members import GroupMember
+
 __all__ = ["member_stop_strings", "others", "trim_reply"]
 
 
-def others(speaker: str, members: Iterable[str], user: str | None) -> list[str]:
-    """Every name in the chat but the speaker's: the other members, then the user; no repeats."""
+Names = Iterable[str | GroupMember]
+
+
+def others(speaker: str, members: Names, user: str | None) -> list[str]:
+    """Every name in the chat but the speaker's: the other members (pass all of them, muted
+    too), then the user; no repeats. Members may be names or `GroupMember`s."""
     out: list[str] = []
-    for name in [*members, *([user] if user else [])]:
+    names = [m.name if isinstance(m, GroupMember) else m for m in members]
+    for name in [*names, *([user] if user else [])]:
         if name and name != speaker and name not in out:
             out.append(name)
     return out
 
 
-def member_stop_strings(speaker: str, members: Iterable[str], user: str | None) -> list[str]:
+def member_stop_strings(speaker: str, members: Names, user: str | None) -> list[str]:
     """`\\nName:` for every other member (muted ones too) and the user."""
     return [f"\n{name}:" for name in others(speaker, members, user)]
 
 
-def trim_reply(text: str, speaker: str, members: Iterable[str], user: str | None) -> str:
-    """`text` without a leading `Speaker:` and cut where another member or the user starts a
+def trim_reply(text: str, speaker: str, members: Names, user: str | None) -> str:
+    """`text` without a leading `Speaker:` (and whitespace before it) and cut where another member or the user starts a
     line with `Name:` (SillyTavern's `(^|\\n)Other:`); trailing whitespace before a cut goes too.
 
     The colon keeps names that prefix others apart: "Anna: hi" is not cut for "Ann".
     """
-    if speaker and re.match(re.escape(speaker) + r":[ \t]*", text):
-        text = re.sub("^" + re.escape(speaker) + r":[ \t]*", "", text, count=1)
+    if speaker:
+        lead = re.match(r"\s*" + re.escape(speaker) + r":[ \t]*", text)
+        if lead:
+            text = text[lead.end() :]
     names = others(speaker, members, user)
     if not names:
         return text

@@ -193,6 +193,11 @@ def test_sillytavern_group_file_with_avatar_keys(skerry: Cast) -> None:
     assert pick_speakers(roster, cards, [], seed="s") == skerry.names[:2]  # list order, Pike muted
     by_name = {c.name: c for c in skerry.cards}
     assert pick_speakers(roster, by_name, [], seed="s") == skerry.names[:2]
+    # keyed by card name in another order: matched by name, not by position
+    sample_roster = skerry.roster
+    shuffled = {c.name: c for c in reversed(skerry.cards)}
+    f = group_card_fields(sample_roster, shuffled, skerry.names[0], mode="join")
+    assert f.included == tuple(skerry.names)
 
 
 def test_missing_cards_and_strangers_are_group_errors(skerry: Cast) -> None:

@@ -3,6 +3,8 @@ real ChatML template and SmolLM2's tokenizer (names on other members' turns, a s
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,6 +29,16 @@ def test_trim_cuts_at_another_speakers_line() -> None:
     assert trim_reply("Anna: hi", "Ann", QUAY, "Sam") == ""
     assert trim_reply("Ann: Fine.\nSam: ok", "Ann", QUAY, "Sam") == "Fine."
     assert trim_reply("Ann:   Fine.  \n\nSam: ok", "Ann", QUAY, "Sam") == "Fine."
+    assert trim_reply(" \nAnn: Fine.", "Ann", QUAY, "Sam") == "Fine."  # a model's leading space
+    assert trim_reply(" Fine.", "Ann", QUAY, "Sam") == " Fine."  # otherwise left alone
+
+
+def test_members_may_be_group_members(prefixes: Cast) -> None:
+    from rp_context.group import group_members
+
+    members = group_members(prefixes.roster, prefixes.cards)
+    assert member_stop_strings("Ann", members, "Sam") == member_stop_strings("Ann", QUAY, "Sam")
+    assert trim_reply("Hi.\nAnna: no", "Ann", members, "Sam") == "Hi."
 
 
 def test_trim_keeps_names_that_only_start_with_another_name() -> None:
@@ -52,7 +64,8 @@ def test_trim_keeps_names_that_only_start_with_another_name() -> None:
 def test_trimmed_reply_never_holds_another_speakers_line(speaker: str, lines) -> None:
     text = "\n".join(f"{who}: {said}" if who else said for who, said in lines)
     out = trim_reply(text, speaker, QUAY, "Sam")
-    stripped = text.removeprefix(f"{speaker}:").lstrip(" \t") if text.startswith(f"{speaker}:") else text
+    lead = re.match(r"\s*" + re.escape(speaker) + r":[ \t]*", text)
+    stripped = text[lead.end() :] if lead else text
     assert stripped.startswith(out)
     for name in others(speaker, QUAY, "Sam"):
         assert not out.startswith(f"{name}:") and f"\n{name}:" not in out
