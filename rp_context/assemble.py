@@ -150,6 +150,15 @@ def _chat_id(chat: Chat) -> str:
     return hashlib.sha256(base.encode()).hexdigest()[:16]
 
 
+def _parse_date(value: Any) -> datetime | None:
+    from .chat import parse_send_date
+
+    try:
+        return parse_send_date(value)
+    except (ValueError, TypeError):
+        return None
+
+
 def _frozen_store(container: dict[str, Any]) -> dict[str, str]:
     store = container.get(FROZEN_KEY)
     if not isinstance(store, dict):
@@ -183,7 +192,12 @@ def assemble(
     by_name: dict[str, Card] = {}
     for card in cards:
         by_name.setdefault(card.data.name, card)
-    members = [c.data.name for c in cards] if roster is None else list(roster.members)
+    if roster is not None:
+        from .group import group_members
+
+        members = [m.name for m in group_members(roster, list(cards))]
+    else:
+        members = [c.data.name for c in cards]
     group = len(members) > 1
     if speaker is None:
         speaker = members[0]
@@ -200,14 +214,18 @@ def assemble(
     clock = (lambda: now) if now is not None else (lambda: datetime.now().astimezone())
     group_names = ", ".join(members)
 
-    def ctx(frozen: dict[str, str] | None, **kw: Any) -> MacroContext:
+    created = _parse_date(chat.header.create_date) if chat.header is not None else None
+    card_clock = (lambda: now) if now is not None else ((lambda: created) if created else clock)
+
+    def ctx(frozen: dict[str, str] | None, *, scope: str = "card", when: Any = None, **kw: Any) -> MacroContext:
         return MacroContext(
             user=user,
             char=speaker,
             group=group_names if group else "",
             chat_id=chat_id,
-            now=clock,
+            now=when or card_clock,
             frozen=frozen,
+            seed=f"{chat_id}:{scope}",
             **kw,
         )
 
@@ -250,7 +268,9 @@ def assemble(
     for m in visible:
         text = m.text
         if "{{" in text or "<USER>" in text or "<BOT>" in text or "<CHAR>" in text:
-            text = expand_macros(text, ctx(_frozen_store(m.extra)))
+            sent = _parse_date(m.send_date)
+            when = (lambda d=sent: d) if sent is not None and now is None else None
+            text = expand_macros(text, ctx(_frozen_store(m.extra), scope=f"msg:{m.id}", when=when))
         texts[m.id] = text
 
     # --- world info -----------------------------------------------------------------------------
@@ -330,12 +350,18 @@ def assemble(
         )
 
     # --- example dialogues ----------------------------------------------------------------------
-    sep = "\n" if instruct.wrap else ""
+    def story_break() -> None:
+        # In a system turn, story, examples and chat start are separate lines.
+        if as_system and segments and not segments[-1].text.endswith("\n"):
+            segments.append(Segment(id=f"story:break:{len(segments)}", kind=SegmentKind.STORY_STRING,
+                                    role="system", text="\n", special=True, pinned=True,
+                                    block="story"))
+
     for b, (owner, block) in enumerate(examples):
         heading = (context.example_separator + "\n") if context.example_separator else "<START>\n"
         block_text = expand_macros(block, ctx(card_frozen))
         if as_system:
-            segments.append(_example_segment(b, heading + block_text + "\n", None, None, owner, "story"))
+            segments.append(_example_segment(b, "\n" + heading + block_text, None, None, owner, "story"))
             continue
         turns = None if instruct.skip_examples else _example_turns(block_text, user, speaker)
         if turns is None:
@@ -351,11 +377,11 @@ def assemble(
                                     role=role, name=name, text=text,
                                     source=f"card:{owner}:mes_example", block=None,
                                     extra={"example_block": str(b)}))
-    del sep
 
     # --- chat start -----------------------------------------------------------------------------
     if context.chat_start:
-        start = expand_macros(context.chat_start, ctx(card_frozen)) + "\n"
+        story_break()
+        start = expand_macros(context.chat_start, ctx(card_frozen)) + ("" if as_system else "\n")
         segments.append(Segment(id="chat_start", kind=SegmentKind.CHAT_START, role=story_role,
                                 text=start, special=True, pinned=True,
                                 source=f"preset:context/{context.name}",
@@ -428,14 +454,14 @@ def _card_fields(
     """description/personality/scenario/mes_example as (owner, text) pieces; joined in groups."""
     names = ("description", "personality", "scenario", "mes_example")
     if roster is not None and len(roster.members) > 1:
-        from . import groups
+        from .group import group_card_fields
 
-        gf = groups.group_card_fields(roster, by_name, speaker, wrap=instruct.wrap)
-        out: dict[str, list[tuple[str, str]]] = {n: [] for n in names}
-        for piece in gf.pieces:
-            member_ctx = MacroContext(**{**ctx.__dict__, "char": piece.member})
-            out.setdefault(piece.field, []).append((piece.member, _macro_field(piece.text, member_ctx)))
-        return out
+        def expand(text: str, member: Any) -> str:
+            return expand_macros(text, MacroContext(**{**ctx.__dict__, "char": member.char}))
+
+        gf = group_card_fields(roster, list(cards), speaker, wrap=instruct.wrap, expand=expand)
+        owners = ",".join(gf.included)
+        return {n: [(owners, getattr(gf, n))] for n in names}
     card = by_name[speaker]
     return {n: [(speaker, _macro_field(getattr(card.data, n), ctx))] for n in names}
 
@@ -525,7 +551,13 @@ def _injections(*, card: Card, cards: Sequence[Card], roster: GroupRoster | None
                 source="chat:author_note", depth=note.depth)))
     depth_cards = [card]
     if roster is not None and roster.generation_mode != "swap":
-        depth_cards = [by_name[n] for n in roster.members if n in by_name]
+        from .group import group_members, included_members, resolve_member, resolve_mode
+
+        gm = group_members(roster, list(cards))
+        me = resolve_member(gm, speaker)
+        depth_cards = [m.card for m in included_members(gm, me, resolve_mode(roster))]
+    elif roster is None and len(cards) > 1:
+        depth_cards = list(cards)
     for i, c in enumerate(depth_cards):
         dp = c.data.extensions.get("depth_prompt") if isinstance(c.data.extensions, dict) else None
         if isinstance(dp, dict) and str(dp.get("prompt") or "").strip():

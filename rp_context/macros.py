@@ -49,6 +49,9 @@ class MacroContext:
     frozen: MutableMapping[str, str] | None = None
     """Where frozen values live; None evaluates freshly every time (nothing stored)."""
     model: str = ""
+    seed: str = ""
+    """When set, `{{random}}` and `{{roll}}` draw from a generator seeded by it and the macro, so
+    the same chat renders the same text even before its frozen values are saved."""
 
 
 _COMMENT = re.compile(r"\{\{//[\s\S]*?\}\}")
@@ -80,7 +83,10 @@ def expand_macros(text: str, ctx: MacroContext) -> str:
     if "{{" not in text:
         return text
     counter = _Counter(text)
-    text = _ROLL.sub(lambda m: _frozen(ctx, counter, "roll", m.group(0), lambda: _roll(m.group(1))), text)
+    text = _ROLL.sub(
+        lambda m: _frozen(ctx, counter, "roll", m.group(0), lambda: _roll(m.group(1), _rng(ctx, counter, m.group(0)))),
+        text,
+    )
     text = re.sub(r"\{\{newline\}\}", "\n", text, flags=re.IGNORECASE)
     text = _TRIM.sub("", text)
     text = re.sub(r"\{\{noop\}\}", "", text, flags=re.IGNORECASE)
@@ -112,7 +118,9 @@ def expand_macros(text: str, ctx: MacroContext) -> str:
     text = _expand_time(text, ctx, counter)
     text = _BANNED.sub("", text)
     text = _RANDOM.sub(
-        lambda m: _frozen(ctx, counter, "random", m.group(0), lambda: _random_choice(m.group(1))),
+        lambda m: _frozen(
+            ctx, counter, "random", m.group(0), lambda: _random_choice(m.group(1), _rng(ctx, counter, m.group(0)))
+        ),
         text,
     )
     text = _PICK.sub(lambda m: _pick(m, ctx, counter), text)
@@ -148,9 +156,18 @@ def _split_options(body: str) -> list[str]:
     return [p.replace("\\,", ",").strip() for p in parts]
 
 
-def _random_choice(body: str) -> str:
+def _rng(ctx: MacroContext, counter: _Counter, raw: str) -> _random.Random:
+    """Seeded by the context's seed, the text and the occurrence; fresh randomness without a seed."""
+    if not ctx.seed:
+        return _random.SystemRandom()
+    n = counter.seen.get(raw, 1) - 1
+    digest = hashlib.sha256(f"{ctx.seed}\0{counter.source}\0{raw}\0{n}".encode()).digest()
+    return _random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def _random_choice(body: str, rng: _random.Random) -> str:
     options = _split_options(body)
-    return _random.SystemRandom().choice(options) if options else ""
+    return rng.choice(options) if options else ""
 
 
 def _pick(match: re.Match[str], ctx: MacroContext, counter: _Counter) -> str:
@@ -162,7 +179,7 @@ def _pick(match: re.Match[str], ctx: MacroContext, counter: _Counter) -> str:
     return options[int.from_bytes(seed[:8], "big") % len(options)]
 
 
-def _roll(spec: str) -> str:
+def _roll(spec: str, rng: _random.Random) -> str:
     spec = spec.strip()
     if spec.isdigit():
         spec = f"1d{spec}"
@@ -174,7 +191,6 @@ def _roll(spec: str) -> str:
     bonus = int((m.group(3) or "0").replace(" ", ""))
     if count < 1 or sides < 1 or count > 1000:
         return ""
-    rng = _random.SystemRandom()
     return str(sum(rng.randint(1, sides) for _ in range(count)) + bonus)
 
 

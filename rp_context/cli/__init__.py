@@ -17,6 +17,8 @@ _COMMAND_MODULES = [
     "rp_context.cli.generate",
     "rp_context.cli.format",
     "rp_context.cli.preset",
+    "rp_context.cli.card",
+    "rp_context.cli.render",
 ]
 
 EXIT_BAD_INPUT = 2

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..policy import BudgetPolicy
 from ..sampling import SamplerSettings
 from ..templates.model import InstructTemplate
 
@@ -124,7 +125,11 @@ class BundlePreset(BaseModel):
     """Budget-policy preset name (the kind arrives with the budget manager)."""
 
 
-Preset = InstructTemplate | ContextPreset | SysPromptPreset | SamplerPreset | BundlePreset
+class BudgetPreset(BudgetPolicy):
+    """A budget policy with a name (`presets/budget/*.yaml`)."""
+
+
+Preset = InstructTemplate | ContextPreset | SysPromptPreset | SamplerPreset | BundlePreset | BudgetPreset
 
 MODEL_BY_KIND: dict[str, type[BaseModel]] = {
     "instruct": InstructTemplate,
@@ -132,6 +137,7 @@ MODEL_BY_KIND: dict[str, type[BaseModel]] = {
     "sysprompt": SysPromptPreset,
     "sampler": SamplerPreset,
     "bundle": BundlePreset,
+    "budget": BudgetPreset,
 }
 
 KIND_DIRS: dict[str, str] = {
@@ -140,4 +146,5 @@ KIND_DIRS: dict[str, str] = {
     "sysprompt": "sysprompt",
     "sampler": "sampler",
     "bundle": "bundles",
+    "budget": "budget",
 }

@@ -1,0 +1,187 @@
+"""The whole path from files to a fitted prompt: resolve a preset bundle, load cards and chat, assemble, fit.
+
+The command line, the app and library callers all go through here, so they build the same prompt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .assemble import AssembledPrompt, AssemblySettings, assemble
+from .budget import FittedPrompt, fit_prompt
+from .cards import Card, GroupRoster, Persona, load_card, load_persona, load_roster
+from .chat import Chat, ChatHeader, ChatMessage, load_chat
+from .errors import PresetError
+from .flatten import Mode
+from .policy import BudgetPolicy
+from .presets.library import load_preset, read_preset
+from .presets.models import BundlePreset, ContextPreset, SysPromptPreset
+from .sampling import SamplerSettings
+from .templates.model import InstructTemplate
+from .tokens import TokenCounter
+
+__all__ = ["Setup", "load_setup", "Cast", "load_cast", "build_prompt", "DEFAULT_BUNDLE"]
+
+DEFAULT_BUNDLE = "default"
+
+
+@dataclass
+class Setup:
+    """One preset of each kind: how the prompt is formatted, sampled and fitted."""
+
+    instruct: InstructTemplate
+    context: ContextPreset
+    sysprompt: SysPromptPreset
+    sampler: SamplerSettings
+    budget: BudgetPolicy
+    name: str = ""
+
+
+def load_setup(spec: str | Path | None = None, *, budget: str | Path | None = None) -> Setup:
+    """A bundle name, a family name (with the default context and system prompt), or a preset file."""
+    spec = str(spec) if spec else DEFAULT_BUNDLE
+    default = load_preset(DEFAULT_BUNDLE, "bundle")
+    assert isinstance(default, BundlePreset)
+    path = Path(spec).expanduser()
+    looks_like_path = path.suffix.lower() in {".yaml", ".yml", ".json"} or "/" in spec
+    preset: Any
+    if looks_like_path:
+        preset = read_preset(path)
+    else:
+        preset = None
+        for kind in ("bundle", "instruct"):
+            try:
+                preset = load_preset(spec, kind)
+                break
+            except PresetError:
+                continue
+        if preset is None:
+            raise PresetError(None, f"no bundle or instruct family named {spec!r} (see `rp-context preset list`)")
+    if isinstance(preset, BundlePreset):
+        bundle = preset
+        instruct = load_preset(bundle.instruct, "instruct")
+    elif isinstance(preset, InstructTemplate):
+        bundle = default
+        instruct = preset
+    else:
+        raise PresetError(path if looks_like_path else None, "is not a bundle or an instruct preset")
+    context = load_preset(bundle.context, "context")
+    sysprompt = load_preset(bundle.sysprompt, "sysprompt")
+    sampler = load_preset(bundle.sampler, "sampler")
+    policy_name = budget or bundle.budget or "cache-stable"
+    policy = load_preset(policy_name, "budget")
+    assert isinstance(instruct, InstructTemplate)
+    assert isinstance(context, ContextPreset) and isinstance(sysprompt, SysPromptPreset)
+    settings = SamplerSettings(**sampler.model_dump(exclude={"name", "description"}))
+    budget_policy = BudgetPolicy(**policy.model_dump())
+    return Setup(instruct, context, sysprompt, settings, budget_policy, name=spec)
+
+
+@dataclass
+class Cast:
+    """Who is in the chat: the cards (roster order), the roster (None one-on-one), the persona."""
+
+    cards: list[Card]
+    roster: GroupRoster | None = None
+    persona: Persona | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.data.name for c in self.cards]
+
+
+def load_cast(
+    cards: Sequence[str | Path],
+    *,
+    roster: str | Path | None = None,
+    persona: str | Path | None = None,
+) -> Cast:
+    """Load card files (and a roster's members); several cards without a roster form a join group."""
+    warnings: list[str] = []
+    loaded: list[Card] = []
+    the_roster: GroupRoster | None = None
+    if roster is not None:
+        rf = load_roster(roster)
+        warnings += [f"{roster}: {w}" for w in rf.warnings]
+        the_roster = rf.roster
+        base = Path(roster).expanduser().resolve().parent
+        for member in the_roster.members:
+            path = (base / member) if not Path(member).is_absolute() else Path(member)
+            cf = load_card(path)
+            warnings += [f"{path}: {w}" for w in cf.warnings]
+            loaded.append(cf.card)
+    for c in cards:
+        cf = load_card(c)
+        warnings += [f"{c}: {w}" for w in cf.warnings]
+        loaded.append(cf.card)
+    if the_roster is None and len(loaded) > 1:
+        the_roster = GroupRoster(
+            name=", ".join(c.data.name for c in loaded),
+            members=[c.data.name for c in loaded],
+            generation_mode="join",
+            activation="list",
+        )
+    the_persona = None
+    if persona is not None:
+        pf = load_persona(persona)
+        warnings += [f"{persona}: {w}" for w in pf.warnings]
+        the_persona = pf.persona
+    return Cast(loaded, the_roster, the_persona, warnings)
+
+
+def new_chat(cast: Cast, *, user: str = "User", greeting: int = 0) -> Chat:
+    """A chat that opens with the first card's greeting (`greeting` picks an alternate one)."""
+    card = cast.cards[0].data
+    greetings = [card.first_mes, *card.alternate_greetings]
+    text = greetings[greeting] if 0 <= greeting < len(greetings) else card.first_mes
+    header = ChatHeader(user_name=user, character_name=card.name)
+    messages = [ChatMessage(id="0", name=card.name, role="assistant", text=text)] if text else []
+    return Chat(header=header, messages=messages)
+
+
+def read_chat(path: str | Path) -> tuple[Chat, list[str]]:
+    """Load a chat file (lines cut off mid-JSON are reported, never dropped from the file)."""
+    cf = load_chat(path)
+    return cf.chat, [f"{path}: {w}" for w in cf.warnings]
+
+
+def build_prompt(
+    cast: Cast,
+    chat: Chat,
+    setup: Setup,
+    counter: TokenCounter,
+    *,
+    n_ctx: int,
+    reserve: int | None = None,
+    speaker: str | None = None,
+    mode: Mode = "normal",
+    settings: AssemblySettings | None = None,
+    previous_ids: Sequence[int] | None = None,
+) -> FittedPrompt:
+    """Assemble and fit the prompt for the next reply."""
+    assembled: AssembledPrompt = assemble(
+        cards=cast.cards,
+        chat=chat,
+        instruct=setup.instruct,
+        context=setup.context,
+        sysprompt=setup.sysprompt,
+        persona=cast.persona,
+        roster=cast.roster,
+        speaker=speaker,
+        settings=settings,
+        mode=mode,
+        counter=counter,
+        max_context=n_ctx,
+    )
+    return fit_prompt(
+        assembled,
+        counter,
+        n_ctx=n_ctx,
+        reserve=setup.sampler.max_tokens if reserve is None else reserve,
+        policy=setup.budget,
+        previous_ids=previous_ids,
+    )
