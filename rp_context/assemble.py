@@ -138,7 +138,8 @@ def _example_turns(block: str, user: str, char: str) -> list[tuple[Role, str, st
 
 
 def _macro_field(text: str, ctx: MacroContext) -> str:
-    return expand_macros(text, ctx) if text else ""
+    """A card field after SillyTavern's baseChatReplace: macros, and no carriage returns."""
+    return expand_macros(text.replace("\r", ""), ctx) if text else ""
 
 
 def _chat_id(chat: Chat) -> str:
@@ -266,7 +267,7 @@ def assemble(
     visible = [m for m in chat.messages if not m.hidden]
     texts: dict[str, str] = {}
     for m in visible:
-        text = m.text
+        text = m.text.replace("\r", "")
         if "{{" in text or "<USER>" in text or "<BOT>" in text or "<CHAR>" in text:
             sent = _parse_date(m.send_date)
             when = (lambda d=sent: d) if sent is not None and now is None else None
