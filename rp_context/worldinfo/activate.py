@@ -240,10 +240,14 @@ class _Scan:
             return
         removed: set[str] = set()
 
-        def lose(entry: PreparedEntry, reason: str) -> None:
-            if entry.key not in removed:
-                removed.add(entry.key)
-                self.decide(entry, "group_lost", reason)
+        def lose(entry: PreparedEntry, reason: str, *, again: bool = False) -> None:
+            if entry.key in removed:
+                return
+            removed.add(entry.key)
+            earlier = self.decisions.get(entry.key)
+            if again and earlier is not None and earlier.status == "group_lost":
+                return  # lost this group in an earlier pass: keep that explanation
+            self.decide(entry, "group_lost", reason)
 
         has_sticky: dict[str, bool] = {}
         for group, members in grouped.items():
@@ -272,7 +276,7 @@ class _Scan:
                 continue
             if group in active_groups:
                 for e in members:
-                    lose(e, f"group {group!r} already has an active entry")
+                    lose(e, f"group {group!r} already has an active entry", again=True)
                 continue
             if len(members) <= 1:
                 continue
