@@ -50,6 +50,13 @@ from .templates import (
     resolve_template,
 )
 from .tokens import LlamaTokenizer, TextPart, TiktokenCounter, TokenCounter
+from .worldinfo import (
+    FiredEntry,
+    LoreDecision,
+    WorldInfoResult,
+    WorldInfoSettings,
+    activate_world_info,
+)
 
 __version__ = "0.1.0"
 
@@ -79,6 +86,12 @@ __all__ = [
     "TokenCounter",
     "LlamaTokenizer",
     "TiktokenCounter",
+    # world info (lorebook activation)
+    "WorldInfoSettings",
+    "WorldInfoResult",
+    "FiredEntry",
+    "LoreDecision",
+    "activate_world_info",
     # templates and presets
     "InstructTemplate",
     "JinjaTemplate",
