@@ -22,7 +22,6 @@ JOINER = "\n" + MATCHER
 _JS_REGEX = re.compile(r"/([\s\S]+?)/([gimsuy]*)")
 _UNESCAPED_SLASH = re.compile(r"(^|[^\\])/")
 _JS_NAMED_GROUP = re.compile(r"\(\?<(?![=!])")
-_NOT_WORD = "[^A-Za-z0-9_]"
 
 
 class ScanMessage(Protocol):
@@ -58,9 +57,24 @@ def parse_regex_key(key: str) -> re.Pattern[str] | None:
         return None
 
 
-@lru_cache(maxsize=4096)
-def _whole_word(key: str) -> re.Pattern[str]:
-    return re.compile(f"(?:^|{_NOT_WORD})({re.escape(key)})(?:\\Z|{_NOT_WORD})")
+_WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def _whole_word_in(haystack: str, key: str) -> bool:
+    """`(?:^|\\W)key(?:$|\\W)` with JavaScript's ASCII `\\W`, without compiling a regex per key."""
+    start = 0
+    end = len(haystack)
+    while (i := haystack.find(key, start)) >= 0:
+        j = i + len(key)
+        if (i == 0 or haystack[i - 1] not in _WORD_CHARS) and (j == end or haystack[j] not in _WORD_CHARS):
+            return True
+        start = i + 1
+    return False
+
+
+@lru_cache(maxsize=16)
+def _lower(text: str) -> str:
+    return text.lower()
 
 
 @lru_cache(maxsize=1024)
@@ -87,10 +101,10 @@ class KeyMatcher:
         if regex is not None:
             return regex.search(haystack) is not None
         if not self.case_sensitive:
-            haystack = haystack.lower()
+            haystack = _lower(haystack)
             key = key.lower()
         if self.whole_words and len(key.split()) <= 1:
-            return _whole_word(key).search(haystack) is not None
+            return _whole_word_in(haystack, key)
         return key in haystack
 
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from _wi import book, chat, entry, fired_uids, scan, status
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rp_context.macros import MacroContext
 from rp_context.worldinfo import parse_regex_key
+from rp_context.worldinfo.matching import KeyMatcher
 
 # (logic, text, fires) from the table in sillytavern.md §8.4: AND_ANY 0, NOT_ALL 1, NOT_ANY 2, AND_ALL 3.
 LOGIC_CASES = [
@@ -155,3 +160,15 @@ def test_books_keep_their_identity():
     result = scan([a, b], chat("cat"))
     assert {(e.book, e.uid) for e in result.fired} == {("A", 1), ("B", 1)}
     assert [d.key for d in result.decisions] == ["A.1", "B.1"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    haystack=st.text(alphabet="ab_ .\n\x01é", max_size=20),
+    key=st.text(alphabet="ab_.é", min_size=1, max_size=3),
+)
+def test_whole_word_matches_the_javascript_regex(haystack, key):
+    """SillyTavern's definition: (?:^|\\W)(key)(?:$|\\W) with JavaScript's ASCII \\W."""
+    js = re.compile(f"(?:^|[^A-Za-z0-9_])({re.escape(key)})(?:\\Z|[^A-Za-z0-9_])")
+    matcher = KeyMatcher(case_sensitive=True, whole_words=True)
+    assert matcher.matches(haystack, key) == bool(js.search(haystack))
