@@ -359,7 +359,7 @@ class _Scan:
         settings = self.settings
         for entry in self.entries:
             if not entry.enabled:
-                self.decide(entry, "disabled", "disabled")
+                self.decide(entry, "disabled", entry.disabled_reason or "disabled")
             elif entry.position is None:
                 self.decide(entry, "disabled", f"position {entry.raw_position!r} is not supported")
         levels = sorted({e.delay_until_recursion for e in self.entries if e.delay_until_recursion})

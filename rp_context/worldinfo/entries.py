@@ -88,6 +88,8 @@ class PreparedEntry:
     exclude_keys: list[str] = field(default_factory=list)
     hash: str = ""
     """Identity of the entry's definition, for timed effects (SillyTavern hashes the entry too)."""
+    disabled_reason: str | None = None
+    """Why the entry is off when it is (None: `enabled` says it all)."""
 
 
 def _is_missing(value: Any) -> bool:
@@ -269,12 +271,18 @@ def book_name(book: Lorebook, index: int) -> str:
 
 def prepare_entries(books: Sequence[Lorebook], settings: WorldInfoSettings) -> list[PreparedEntry]:
     """All entries of all books in scan order: books as given, each sorted by `order` descending
-    (ties in SillyTavern's uid order). Two books with the same name get distinct keys."""
+    (ties in SillyTavern's uid order).
+
+    A book whose name was already given (a card's embedded copy of a world that is also loaded
+    globally) is skipped, as SillyTavern skips a character book that is already global; its
+    entries are listed as disabled under `name#N`.
+    """
     out: list[PreparedEntry] = []
     names: set[str] = set()
     for b, book in enumerate(books):
         name = book_name(book, b)
-        if name in names:
+        duplicate = name in names
+        if duplicate:
             name = f"{name}#{b + 1}"
         names.add(name)
         ordered = _js_key_order(book.entries)
@@ -286,5 +294,9 @@ def prepare_entries(books: Sequence[Lorebook], settings: WorldInfoSettings) -> l
             if str(uid) in seen:
                 uid = f"{uid}~{i}"
             seen.add(str(uid))
-            out.append(prepare_entry(entry, uid=uid, book=name, index=len(out), settings=settings))
+            prepared = prepare_entry(entry, uid=uid, book=name, index=len(out), settings=settings)
+            if duplicate:
+                prepared.enabled = False
+                prepared.disabled_reason = f"book {book_name(book, b)!r} is already loaded"
+            out.append(prepared)
     return out

@@ -146,3 +146,12 @@ def test_exact_tokenizer_budget(eldoria, smollm_tokenizer):
     assert all(e.tokens == smollm_tokenizer.count(e.content + "\n") for e in result.fired)
     # 2048 tokens cannot hold all four entries: something was left out for the budget.
     assert result.overflowed and any(d.status == "budget" for d in result.decisions)
+
+
+def test_card_book_already_loaded_as_world_is_skipped(eldoria, seraphina_book):
+    """SillyTavern skips a character book that is already loaded (Seraphina's book is Eldoria)."""
+    both = scan([eldoria, seraphina_book], GLADE_CHAT)
+    assert [e.book for e in both.fired] == ["Eldoria"] * 4
+    skipped = [d for d in both.decisions if d.book == "Eldoria#2"]
+    assert len(skipped) == 4
+    assert all(d.status == "disabled" and "already loaded" in d.reason for d in skipped)
