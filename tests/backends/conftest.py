@@ -7,12 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from rp_context.quickstart import chatml_parts, read_simple_card
+from rp_context.quickstart import SimpleCard, chatml_parts
 from rp_context.sampling import SamplerSettings
 
 GREEDY = SamplerSettings(temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, max_tokens=32, seed=1)
 
 ChatIds = Callable[[str, Sequence[tuple[str, str]]], list[int]]
+
+
+@pytest.fixture(scope="session")
+def greedy() -> SamplerSettings:
+    """Greedy decoding: repeatable replies to compare runs."""
+    return GREEDY
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +30,21 @@ def backend(smollm_path: Path) -> Iterator[object]:
     b.close()
 
 
+CARD = SimpleCard(
+    {
+        "name": "Wren",
+        "description": "{{char}} keeps the Skerry Light, a lighthouse on a rock off a fishing coast.",
+        "personality": "dry, kind, practical",
+        "first_mes": "You're lucky the tide was turning.",
+    }
+)
+"""A short card: this machine pre-fills only a few hundred tokens a second."""
+
+
 @pytest.fixture(scope="session")
-def chat_ids(smollm_tokenizer, repo_dir: Path) -> ChatIds:
-    """Token ids of a ChatML roleplay prompt with the sample card: history, then a user message."""
-    card = read_simple_card(repo_dir / "cards" / "wren-halloway.json")
+def chat_ids(smollm_tokenizer) -> ChatIds:
+    """Token ids of a short ChatML roleplay prompt: history, then a user message."""
+    card = CARD
 
     def build(message: str, history: Sequence[tuple[str, str]] = ()) -> list[int]:
         return smollm_tokenizer.tokenize_parts(chatml_parts(card, message, user="Tess", history=history))

@@ -96,7 +96,7 @@ def test_kv_state_file_roundtrip_and_mismatch(tmp_path: Path) -> None:
     assert got.tokens == [1, 2, 3] and data == b"\x00\x01state"
     with pytest.raises(KVStateMismatch, match="model"):
         read_state(path, {"model": "other:1:abc"})
-    path.write_bytes(path.read_bytes()[:12])
+    path.write_bytes(path.read_bytes()[:30])
     with pytest.raises(KVStateMismatch, match="truncated"):
         read_state(path, {})
     with pytest.raises(KVStateMismatch, match="cannot read"):

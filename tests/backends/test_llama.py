@@ -11,15 +11,14 @@ from rp_context.backends.llama import LlamaBackend
 from rp_context.backends.shift import common_prefix
 from rp_context.errors import BackendError
 
-from .conftest import GREEDY
 
 pytestmark = pytest.mark.model
 
 
-def test_streams_pieces_and_reports_metrics(backend: LlamaBackend, chat_ids) -> None:
+def test_streams_pieces_and_reports_metrics(greedy, backend: LlamaBackend, chat_ids) -> None:
     backend.reset()
     ids = chat_ids("Hello! What is this place?")
-    stream = backend.stream(ids, sampler=GREEDY.model_copy(update={"max_tokens": 24}))
+    stream = backend.stream(ids, sampler=greedy.model_copy(update={"max_tokens": 24}))
     pieces = list(stream)
     res = stream.result
     assert len(pieces) > 3
@@ -34,21 +33,27 @@ def test_streams_pieces_and_reports_metrics(backend: LlamaBackend, chat_ids) -> 
     assert backend.cached_ids == ids + res.token_ids[:-1]
 
 
-def test_stops_on_the_models_end_of_turn(backend: LlamaBackend, chat_ids) -> None:
-    res = backend.stream(chat_ids("Say only the word yes."), sampler=GREEDY.model_copy(update={"max_tokens": 120})).collect()
+def test_stops_on_the_models_end_of_turn(greedy, backend: LlamaBackend, chat_ids) -> None:
+    ids = backend.llama.tokenize(
+        b"<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+        b"<|im_start|>user\nSay hi.<|im_end|>\n<|im_start|>assistant\n",
+        add_bos=False,
+        special=True,
+    )
+    res = backend.stream(ids, sampler=greedy.model_copy(update={"max_tokens": 80})).collect()
     assert res.metrics.stop_reason == "eog"
     tokenizer_eog = res.token_ids[-1]
     assert "<|im_end|>" not in res.text
     assert backend.llama.detokenize([tokenizer_eog], special=True) in (b"<|im_end|>", b"<|endoftext|>")
 
 
-def test_second_turn_reuses_the_cache(backend: LlamaBackend, chat_ids) -> None:
+def test_second_turn_reuses_the_cache(greedy, backend: LlamaBackend, chat_ids) -> None:
     backend.reset()
     first = chat_ids("Hello! What is this place?")
-    r1 = backend.stream(first, sampler=GREEDY).collect()
+    r1 = backend.stream(first, sampler=greedy).collect()
     cached = backend.cached_ids
     second = chat_ids("Can I stay the night?", [("user", "Hello! What is this place?"), ("assistant", r1.text)])
-    r2 = backend.stream(second, sampler=GREEDY).collect()
+    r2 = backend.stream(second, sampler=greedy).collect()
     m = r2.metrics
     assert m.reused_tokens == min(common_prefix(cached, second), len(second) - 1)
     assert m.reused_tokens >= len(first) - 1
@@ -56,13 +61,17 @@ def test_second_turn_reuses_the_cache(backend: LlamaBackend, chat_ids) -> None:
     assert m.evaluated_tokens < len(second) // 2
 
 
-def test_cancel_mid_reply_leaves_the_backend_consistent(backend: LlamaBackend, chat_ids) -> None:
+def test_cancel_mid_reply_leaves_the_backend_consistent(greedy, backend: LlamaBackend, chat_ids) -> None:
     ids = chat_ids("Tell me a long story about the lighthouse.")
     backend.reset()
-    reference = backend.stream(ids, sampler=GREEDY.model_copy(update={"max_tokens": 40})).collect()
+    backend.stream(ids, sampler=greedy.model_copy(update={"max_tokens": 40})).collect()
+    # The reference runs with the prompt cached, as the runs below do (a one-token batch can
+    # round differently from a full pre-fill, so compare like with like).
+    reference = backend.stream(ids, sampler=greedy.model_copy(update={"max_tokens": 40})).collect()
+    assert reference.metrics.reused_tokens == len(ids) - 1
 
     stop = threading.Event()
-    stream = backend.stream(ids, sampler=GREEDY.model_copy(update={"max_tokens": 40}), cancel=stop)
+    stream = backend.stream(ids, sampler=greedy.model_copy(update={"max_tokens": 40}), cancel=stop)
     shown = []
     for piece in stream:
         shown.append(piece)
@@ -73,20 +82,20 @@ def test_cancel_mid_reply_leaves_the_backend_consistent(backend: LlamaBackend, c
     assert res.metrics.generated_tokens == 3 and len(shown) == 3
     assert reference.text.startswith(res.text)
 
-    closed = backend.stream(ids, sampler=GREEDY.model_copy(update={"max_tokens": 40}))
+    closed = backend.stream(ids, sampler=greedy.model_copy(update={"max_tokens": 40}))
     next(closed)
     closed.close()
     assert closed.result.metrics.stop_reason == "cancelled"
 
     # Usable again at once, with a consistent cache: the same greedy reply as before.
-    again = backend.stream(ids, sampler=GREEDY.model_copy(update={"max_tokens": 40})).collect()
+    again = backend.stream(ids, sampler=greedy.model_copy(update={"max_tokens": 40})).collect()
     assert again.metrics.reused_tokens == len(ids) - 1
     assert again.text == reference.text
 
 
-def test_stop_string_split_across_tokens_is_never_shown(backend: LlamaBackend, chat_ids) -> None:
+def test_stop_string_split_across_tokens_is_never_shown(greedy, backend: LlamaBackend, chat_ids) -> None:
     ids = chat_ids("Describe the lamp room.")
-    sampler = GREEDY.model_copy(update={"max_tokens": 40})
+    sampler = greedy.model_copy(update={"max_tokens": 40})
     ref = backend.stream(ids, sampler=sampler).collect()
     pieces = [backend.llama.detokenize([t], special=True).decode("utf-8", "replace") for t in ref.token_ids]
     # A stop string made of the end of one token and the start of the next.
@@ -104,7 +113,7 @@ def test_stop_string_split_across_tokens_is_never_shown(backend: LlamaBackend, c
     assert stream.result.metrics.stop_reason == "stop_string"
 
 
-def test_context_shift_keeps_the_tail_after_an_evicted_span(backend: LlamaBackend, chat_ids) -> None:
+def test_context_shift_keeps_the_tail_after_an_evicted_span(greedy, backend: LlamaBackend, chat_ids) -> None:
     history = [
         ("user", "Hello! What is this place?"),
         ("assistant", "The Skerry Light. You washed up on my rock in the storm."),
@@ -113,7 +122,7 @@ def test_context_shift_keeps_the_tail_after_an_evicted_span(backend: LlamaBacken
         ("user", "Do you have any tea?"),
         ("assistant", "Kettle's on the stove. Mind the cat, he bites strangers."),
     ]
-    sampler = GREEDY.model_copy(update={"max_tokens": 24})
+    sampler = greedy.model_copy(update={"max_tokens": 24})
     backend.reset()
     backend.stream(chat_ids("What is the lamp made of?", history), sampler=sampler).collect()
     # Evict the first exchange from the middle (after the card and greeting).
@@ -135,16 +144,17 @@ def test_context_shift_keeps_the_tail_after_an_evicted_span(backend: LlamaBacken
     assert res.token_ids[:3] == full.token_ids[:3]
 
 
-def test_kv_state_saved_and_restored_in_a_new_instance(
+def test_kv_state_saved_and_restored_in_a_new_instance(greedy, 
     backend: LlamaBackend, chat_ids, smollm_path: Path, tmp_path: Path
 ) -> None:
     ids = chat_ids("Hello! What is this place?")
-    sampler = GREEDY.model_copy(update={"max_tokens": 16})
+    sampler = greedy.model_copy(update={"max_tokens": 16})
     backend.reset()
-    ref = backend.stream(ids, sampler=sampler).collect()
+    backend.stream(ids, sampler=sampler).collect()
     state = tmp_path / "chat.kvstate"
     backend.save_state(state)
     saved = backend.cached_ids
+    ref = backend.stream(ids, sampler=sampler).collect()  # with the prompt cached, like the restored run
 
     other = LlamaBackend(smollm_path, n_ctx=2048, n_threads=2)
     try:
@@ -177,16 +187,16 @@ def test_prompt_too_long_or_empty_is_refused(backend: LlamaBackend) -> None:
         backend.stream([])
 
 
-def test_ids_are_fed_as_given_and_a_doubled_bos_is_collapsed(gemma_path: Path, gemma_tokenizer) -> None:
+def test_ids_are_fed_as_given_and_a_doubled_bos_is_collapsed(greedy, gemma_path: Path, gemma_tokenizer) -> None:
     bos = gemma_tokenizer.bos_id
     assert bos is not None and gemma_tokenizer.add_bos
     body = gemma_tokenizer.tokenize("The keeper climbed the stairs and")
     gemma = LlamaBackend(gemma_path, n_ctx=256, n_threads=2)
     try:
-        once = gemma.stream([bos, *body], sampler=GREEDY.model_copy(update={"max_tokens": 4})).collect()
+        once = gemma.stream([bos, *body], sampler=greedy.model_copy(update={"max_tokens": 4})).collect()
         assert once.metrics.prompt_tokens == len(body) + 1
         assert gemma.cached_ids[: len(body) + 1] == [bos, *body]  # nothing added, nothing re-tokenized
-        twice = gemma.stream([bos, bos, *body], sampler=GREEDY.model_copy(update={"max_tokens": 4})).collect()
+        twice = gemma.stream([bos, bos, *body], sampler=greedy.model_copy(update={"max_tokens": 4})).collect()
         assert twice.metrics.prompt_tokens == len(body) + 1
         assert twice.text == once.text
     finally:

@@ -19,7 +19,6 @@ from rp_context.errors import BackendError
 from rp_context.quickstart import chatml_parts, read_simple_card
 from rp_context.tokens import join_parts
 
-from .conftest import GREEDY
 
 pytestmark = pytest.mark.model
 
@@ -69,12 +68,12 @@ def _prompt(repo_dir: Path, message: str, history: list[tuple[str, str]]) -> str
     return join_parts(chatml_parts(card, message, user="Tess", history=history))
 
 
-def test_a_chat_through_the_server(server: str, repo_dir: Path, smollm_tokenizer) -> None:
+def test_a_chat_through_the_server(greedy, server: str, repo_dir: Path, smollm_tokenizer) -> None:
     remote = RemoteBackend(server + "/v1")
     assert remote.kind == "llama-cpp-python"
     assert remote.name == "remote:llama-cpp-python"
     history: list[tuple[str, str]] = []
-    sampler = GREEDY.model_copy(update={"max_tokens": 24})
+    sampler = greedy.model_copy(update={"max_tokens": 24})
     for message in ("Hello! What is this place?", "Can I stay the night?"):
         text = _prompt(repo_dir, message, history)
         stream = remote.stream(text, sampler=sampler, stop=["<|im_end|>", "\nTess:"], exact_counts=True)
@@ -96,10 +95,10 @@ def test_a_chat_through_the_server(server: str, repo_dir: Path, smollm_tokenizer
     remote.close()
 
 
-def test_sampler_settings_and_stop_strings_reach_the_server(server: str, repo_dir: Path) -> None:
+def test_sampler_settings_and_stop_strings_reach_the_server(greedy, server: str, repo_dir: Path) -> None:
     remote = RemoteBackend(server)
     text = _prompt(repo_dir, "Describe the lamp room.", [])
-    greedy = GREEDY.model_copy(update={"max_tokens": 30})
+    greedy = greedy.model_copy(update={"max_tokens": 30})
     a = remote.stream(text, sampler=greedy).collect()
     b = remote.stream(text, sampler=greedy).collect()
     assert a.text == b.text and a.text  # temperature 0 is deterministic
@@ -115,11 +114,11 @@ def test_sampler_settings_and_stop_strings_reach_the_server(server: str, repo_di
     remote.close()
 
 
-def test_cancel_and_errors(server: str, repo_dir: Path) -> None:
+def test_cancel_and_errors(greedy, server: str, repo_dir: Path) -> None:
     remote = RemoteBackend(server)
     text = _prompt(repo_dir, "Tell me a long story.", [])
     stop = threading.Event()
-    stream = remote.stream(text, sampler=GREEDY.model_copy(update={"max_tokens": 200}), cancel=stop)
+    stream = remote.stream(text, sampler=greedy.model_copy(update={"max_tokens": 200}), cancel=stop)
     got = []
     for piece in stream:
         got.append(piece)
@@ -127,7 +126,7 @@ def test_cancel_and_errors(server: str, repo_dir: Path) -> None:
             stop.set()
     assert len(got) == 2 and stream.result.metrics.stop_reason == "cancelled"
     # Still answers afterwards.
-    assert remote.stream(text, sampler=GREEDY.model_copy(update={"max_tokens": 4})).collect().text
+    assert remote.stream(text, sampler=greedy.model_copy(update={"max_tokens": 4})).collect().text
     with pytest.raises(BackendError, match="prompt text"):
         remote.stream(PromptInput(ids=(1, 2, 3)))
     remote.close()
