@@ -11,7 +11,6 @@ from rp_context.backends.llama import LlamaBackend
 from rp_context.backends.shift import common_prefix
 from rp_context.errors import BackendError
 
-
 pytestmark = pytest.mark.model
 
 

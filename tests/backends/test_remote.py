@@ -19,7 +19,6 @@ from rp_context.errors import BackendError
 from rp_context.quickstart import chatml_parts, read_simple_card
 from rp_context.tokens import join_parts
 
-
 pytestmark = pytest.mark.model
 
 
@@ -99,6 +98,7 @@ def test_sampler_settings_and_stop_strings_reach_the_server(greedy, server: str,
     remote = RemoteBackend(server)
     text = _prompt(repo_dir, "Describe the lamp room.", [])
     greedy = greedy.model_copy(update={"max_tokens": 30})
+    remote.stream(text, sampler=greedy).collect()  # warm the server's cache, so every run below reuses it
     a = remote.stream(text, sampler=greedy).collect()
     b = remote.stream(text, sampler=greedy).collect()
     assert a.text == b.text and a.text  # temperature 0 is deterministic
@@ -110,7 +110,8 @@ def test_sampler_settings_and_stop_strings_reach_the_server(greedy, server: str,
     assert cut.text == a.text[: a.text.find(stop)]
     hot = remote.stream(text, sampler=greedy.model_copy(update={"temperature": 1.5, "seed": 5, "top_k": 0, "min_p": 0.0})).collect()
     hot2 = remote.stream(text, sampler=greedy.model_copy(update={"temperature": 1.5, "seed": 5, "top_k": 0, "min_p": 0.0})).collect()
-    assert hot.text == hot2.text  # the seed reached the server
+    hot3 = remote.stream(text, sampler=greedy.model_copy(update={"temperature": 1.5, "seed": 6, "top_k": 0, "min_p": 0.0})).collect()
+    assert hot.text == hot2.text and hot.text != hot3.text  # the seed reached the server
     remote.close()
 
 
