@@ -6,6 +6,11 @@ Importing rp_context never imports Textual, the `tui` app, or llama_cpp (that lo
 
 from __future__ import annotations
 
+from .backends.base import Backend, GenerationResult, PromptInput, ReplyStream, TurnMetrics
+from .backends.llama import LlamaBackend, LlamaLoadOptions
+from .backends.remote import RemoteBackend
+from .backends.stops import StopScanner
+from .backends.turns import run_turns
 from .detect import FamilyGuess, detect_family
 from .errors import (
     BackendError,
@@ -116,4 +121,15 @@ __all__ = [
     "member_stop_strings",
     "pick_speakers",
     "trim_reply",
+    # backends
+    "Backend",
+    "PromptInput",
+    "ReplyStream",
+    "TurnMetrics",
+    "GenerationResult",
+    "LlamaBackend",
+    "LlamaLoadOptions",
+    "RemoteBackend",
+    "StopScanner",
+    "run_turns",
 ]
