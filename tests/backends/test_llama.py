@@ -63,14 +63,14 @@ def test_second_turn_reuses_the_cache(greedy, backend: LlamaBackend, chat_ids) -
 def test_cancel_mid_reply_leaves_the_backend_consistent(greedy, backend: LlamaBackend, chat_ids) -> None:
     ids = chat_ids("Tell me a long story about the lighthouse.")
     backend.reset()
-    backend.stream(ids, sampler=greedy.model_copy(update={"max_tokens": 40})).collect()
+    backend.stream(ids, sampler=greedy.model_copy(update={"max_tokens": 16})).collect()
     # The reference runs with the prompt cached, as the runs below do (a one-token batch can
     # round differently from a full pre-fill, so compare like with like).
-    reference = backend.stream(ids, sampler=greedy.model_copy(update={"max_tokens": 40})).collect()
+    reference = backend.stream(ids, sampler=greedy.model_copy(update={"max_tokens": 16})).collect()
     assert reference.metrics.reused_tokens == len(ids) - 1
 
     stop = threading.Event()
-    stream = backend.stream(ids, sampler=greedy.model_copy(update={"max_tokens": 40}), cancel=stop)
+    stream = backend.stream(ids, sampler=greedy.model_copy(update={"max_tokens": 16}), cancel=stop)
     shown = []
     for piece in stream:
         shown.append(piece)
@@ -81,20 +81,20 @@ def test_cancel_mid_reply_leaves_the_backend_consistent(greedy, backend: LlamaBa
     assert res.metrics.generated_tokens == 3 and len(shown) == 3
     assert reference.text.startswith(res.text)
 
-    closed = backend.stream(ids, sampler=greedy.model_copy(update={"max_tokens": 40}))
+    closed = backend.stream(ids, sampler=greedy.model_copy(update={"max_tokens": 16}))
     next(closed)
     closed.close()
     assert closed.result.metrics.stop_reason == "cancelled"
 
     # Usable again at once, with a consistent cache: the same greedy reply as before.
-    again = backend.stream(ids, sampler=greedy.model_copy(update={"max_tokens": 40})).collect()
+    again = backend.stream(ids, sampler=greedy.model_copy(update={"max_tokens": 16})).collect()
     assert again.metrics.reused_tokens == len(ids) - 1
     assert again.text == reference.text
 
 
 def test_stop_string_split_across_tokens_is_never_shown(greedy, backend: LlamaBackend, chat_ids) -> None:
     ids = chat_ids("Describe the lamp room.")
-    sampler = greedy.model_copy(update={"max_tokens": 40})
+    sampler = greedy.model_copy(update={"max_tokens": 24})
     ref = backend.stream(ids, sampler=sampler).collect()
     pieces = [backend.llama.detokenize([t], special=True).decode("utf-8", "replace") for t in ref.token_ids]
     # A stop string made of the end of one token and the start of the next.
@@ -121,7 +121,7 @@ def test_context_shift_keeps_the_tail_after_an_evicted_span(greedy, backend: Lla
         ("user", "Do you have any tea?"),
         ("assistant", "Kettle's on the stove. Mind the cat, he bites strangers."),
     ]
-    sampler = greedy.model_copy(update={"max_tokens": 24})
+    sampler = greedy.model_copy(update={"max_tokens": 12})
     backend.reset()
     backend.stream(chat_ids("What is the lamp made of?", history), sampler=sampler).collect()
     # Evict the first exchange from the middle (after the card and greeting).
@@ -147,7 +147,7 @@ def test_kv_state_saved_and_restored_in_a_new_instance(greedy,
     backend: LlamaBackend, chat_ids, smollm_path: Path, tmp_path: Path
 ) -> None:
     ids = chat_ids("Hello! What is this place?")
-    sampler = greedy.model_copy(update={"max_tokens": 16})
+    sampler = greedy.model_copy(update={"max_tokens": 10})
     backend.reset()
     backend.stream(ids, sampler=sampler).collect()
     state = tmp_path / "chat.kvstate"
