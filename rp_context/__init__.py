@@ -11,6 +11,25 @@ from .backends.llama import LlamaBackend, LlamaLoadOptions
 from .backends.remote import RemoteBackend
 from .backends.stops import StopScanner
 from .backends.turns import run_turns
+from .cards import (
+    Card,
+    CardData,
+    CardFile,
+    GroupRoster,
+    Lorebook,
+    LoreEntry,
+    Persona,
+    WorldInfo,
+    load_card,
+    load_lorebook,
+    load_persona,
+    load_roster,
+    save_card,
+    save_lorebook,
+    save_persona,
+    save_roster,
+)
+from .chat import Chat, ChatFile, ChatMessage, load_chat, save_chat
 from .detect import FamilyGuess, detect_family
 from .errors import (
     BackendError,
@@ -121,6 +140,28 @@ __all__ = [
     "member_stop_strings",
     "pick_speakers",
     "trim_reply",
+    # cards, lorebooks, personas, rosters, chats
+    "Card",
+    "CardData",
+    "CardFile",
+    "Lorebook",
+    "LoreEntry",
+    "WorldInfo",
+    "Persona",
+    "GroupRoster",
+    "load_card",
+    "save_card",
+    "load_lorebook",
+    "save_lorebook",
+    "load_persona",
+    "save_persona",
+    "load_roster",
+    "save_roster",
+    "Chat",
+    "ChatMessage",
+    "ChatFile",
+    "load_chat",
+    "save_chat",
     # backends
     "Backend",
     "PromptInput",

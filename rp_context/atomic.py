@@ -20,9 +20,8 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        if target.exists():
-            with contextlib.suppress(OSError):
-                os.chmod(tmp, target.stat().st_mode & 0o7777)
+        with contextlib.suppress(OSError):  # mkstemp makes 0600; keep the old mode or the usual one
+            os.chmod(tmp, target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~_umask())
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -35,6 +34,12 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
         finally:
             os.close(dfd)
     return target
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(path: str | Path, text: str, encoding: str = "utf-8") -> Path:

@@ -5,17 +5,13 @@ Deliberately thin; the assembly, budget and backend modules replace it piece by 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import CardError
 from .tokens import TextPart
 
 __all__ = ["SimpleCard", "read_simple_card", "chatml_parts"]
-
-CARD_SIZE_LIMIT = 16 * 1024 * 1024
 
 
 class SimpleCard:
@@ -31,22 +27,10 @@ class SimpleCard:
 
 
 def read_simple_card(path: str | Path) -> SimpleCard:
-    """Read a V1 or V2/V3 card JSON file (no PNG yet)."""
-    p = Path(path)
-    try:
-        if p.stat().st_size > CARD_SIZE_LIMIT:
-            raise CardError(p, f"card is larger than {CARD_SIZE_LIMIT // (1024 * 1024)} MiB")
-        raw = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise CardError(p, "card file not found") from exc
-    except UnicodeDecodeError as exc:
-        raise CardError(p, "card is not UTF-8 JSON") from exc
-    except json.JSONDecodeError as exc:
-        raise CardError(p, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
-    if not isinstance(raw, dict):
-        raise CardError(p, "card JSON is not an object")
-    data = raw.get("data") if isinstance(raw.get("data"), dict) else raw
-    return SimpleCard(data)
+    """Read a card in any format `rp_context.cards.load_card` reads (JSON V1/V2/V3, PNG, CHARX, YAML)."""
+    from .cards import load_card
+
+    return SimpleCard(load_card(path).card.data.to_dict())
 
 
 def _macros(text: str, char: str, user: str) -> str:
