@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import ctypes
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +52,19 @@ def load_llama(path: str | Path, **kwargs: Any) -> Any:
     llama_cpp = import_llama_cpp()
     kwargs.setdefault("verbose", False)
     try:
-        return llama_cpp.Llama(model_path=str(p), **kwargs)
+        llm = llama_cpp.Llama(model_path=str(p), **kwargs)
     except (ValueError, RuntimeError, OSError) as exc:
         raise ModelFileError(p, f"llama.cpp could not load this model ({exc})") from exc
+    _LOADED.add(llm)
+    return llm
+
+
+_LOADED: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Free models before interpreter shutdown, when llama_cpp's own __del__ would fail noisily."""
+    for llm in list(_LOADED):
+        with contextlib.suppress(Exception):
+            llm.close()

@@ -175,7 +175,7 @@ def fit_prompt(
     if not fits(base + full_tokens) and policy.consolidation:
         new_turns = _turns(history, batching=policy.batching and assembled.group, consolidation=True)
         merged = [mid for t in new_turns for mid in t.message_ids
-                  if any(s.role == "system" for s in t.segments) and len(t.segments) > 1]
+                  if any(s.extra.get("orig_role") == "system" for s in t.segments)]
         if merged:
             turns = new_turns
             consolidated = merged
@@ -185,8 +185,13 @@ def fit_prompt(
         t.tokens = overhead.turn_tokens(t)
 
     # Chunk grid from the oldest turn: fixed as the chat grows, so eviction points are stable.
+    # A chunk is (1 - low_water) of the budget: evicting one takes the prompt from the high-water
+    # mark (the budget) down to about the low-water mark, and it takes that many new tokens
+    # before the next eviction. Between evictions the prompt only grows at its end.
     chunk_tokens = max(1, int(budget * (1.0 - policy.low_water)))
-    chunks = _chunks(turns, chunk_tokens) if policy.eviction == "chunked" else [[t] for t in turns]
+    chunked = policy.eviction == "chunked"
+    chunks = _chunks(turns, chunk_tokens) if chunked else [[t] for t in turns]
+    window_chunks = max(1, round(1.0 / max(1e-6, 1.0 - policy.low_water))) if chunked else 0
 
     stripping = policy.stripping and not fits(base + full_tokens)
     examples_dropped: list[str] = []
@@ -196,7 +201,7 @@ def fit_prompt(
 
     def history_tokens(kept_chunks: list[list[_Turn]]) -> int:
         if stripping:
-            _apply_tiers(kept_chunks, policy.strip_bands)
+            _apply_tiers(kept_chunks, policy.strip_bands, window_chunks)
         return sum(overhead.turn_tokens(t) for ch in kept_chunks for t in ch)
 
     fixed_now = fixed_tokens + (0 if drop_examples else example_tokens)
@@ -208,20 +213,15 @@ def fit_prompt(
     if fixed_tokens > budget:
         raise BudgetError(_overflow_message(budget, fixed_tokens), _section_breakdown(head + tail, overhead))
 
-    # Evict whole chunks from the oldest until the history fits beside the fixed part.
+    # Evict the fewest whole chunks (oldest first) that make the history fit.
     start = 0
     available = budget - fixed_now
     if history_tokens(chunks) > available:
-        if policy.eviction == "chunked":
-            target = min(available, int(budget * policy.low_water) - fixed_now)
-            target = max(target, 0)
-        else:
-            target = available
-        while start < len(chunks) and history_tokens(chunks[start:]) > target:
+        while start < len(chunks) and history_tokens(chunks[start:]) > available:
             start += 1
         reductions.append("eviction")
     if stripping:
-        reductions.insert(len(reductions) - ("eviction" in reductions), "stripping")
+        reductions.append("stripping")
 
     kept_chunks = chunks[start:]
     evicted = [t for ch in chunks[:start] for t in ch]
@@ -255,7 +255,7 @@ def fit_prompt(
             evicted.extend(kept_chunks[0])
             kept_chunks = kept_chunks[1:]
             if stripping:
-                _apply_tiers(kept_chunks, policy.strip_bands)
+                _apply_tiers(kept_chunks, policy.strip_bands, window_chunks)
             if "eviction" not in reductions:
                 reductions.append("eviction")
             continue
@@ -269,6 +269,8 @@ def fit_prompt(
             _overflow_message(budget, len(ids)), _section_breakdown(head + tail, overhead)
         )
 
+    canonical = ["batching", "consolidation", "stripping", "examples", "eviction"]
+    reductions = [r for r in canonical if r in reductions]
     report = _report(
         final_segments=final.segments,
         flat=flat,
@@ -341,11 +343,12 @@ def _turns(history: list[Segment], *, batching: bool, consolidation: bool) -> li
                 if k:
                     new.append(Segment(id=f"{block}:sep{k}", kind=SegmentKind.STRUCTURE, role=role,
                                        text="\n", block=block))
-                s2 = s.model_copy(update={"block": block, "role": role})
+                s2 = s.model_copy(update={"block": block, "role": role,
+                                          "extra": {**s.extra, "orig_role": s.role or ""}})
                 if s.name and s.kind == SegmentKind.CHAT_MESSAGE:
                     new.append(Segment(id=f"{s.id}:name", kind=SegmentKind.STRUCTURE, role=role,
                                        text=f"{s.name}: ", block=block, message_id=None))
-                    s2 = s2.model_copy(update={"name": None, "extra": {**s.extra, "speaker": s.name}})
+                    s2 = s2.model_copy(update={"name": None, "extra": {**s2.extra, "speaker": s.name}})
                 new.append(s2)
             t.segments = new
     return turns
@@ -363,14 +366,25 @@ def _chunks(turns: list[_Turn], chunk_tokens: int) -> list[list[_Turn]]:
     return chunks
 
 
-def _apply_tiers(chunks: list[list[_Turn]], bands: tuple[float, float, float]) -> None:
-    """Oldest band of chunks: content only; middle: markers only; recent: full (pinned stay full)."""
-    n = len(chunks)
-    n_content = math.floor(n * bands[0])
-    n_markers = math.floor(n * (bands[0] + bands[1])) - n_content
-    for i, chunk in enumerate(chunks):
+def _apply_tiers(chunks: list[list[_Turn]], bands: tuple[float, float, float], window: int) -> None:
+    """Oldest band: content only; middle: markers only; recent: full (pinned segments stay full).
+
+    Bands count chunks from the oldest kept one, sized for a full window of `window` chunks, so a
+    turn's tier changes only when a chunk is evicted, never while the chat grows. Without chunks
+    (per-message eviction) the bands are shares of the kept turns.
+    """
+    if window:
+        n_content = round(window * bands[0])
+        n_markers = round(window * (bands[0] + bands[1])) - n_content
+        cells = chunks
+    else:
+        cells = chunks
+        n = len(cells)
+        n_content = math.floor(n * bands[0])
+        n_markers = math.floor(n * (bands[0] + bands[1])) - n_content
+    for i, cell in enumerate(cells):
         tier = Tier.CONTENT if i < n_content else Tier.MARKERS if i < n_content + n_markers else Tier.FULL
-        for t in chunk:
+        for t in cell:
             for s in t.segments:
                 if not s.pinned:
                     s.tier = tier

@@ -32,5 +32,5 @@ class BudgetPolicy(BaseModel):
     """keep: always; never; gradual: SillyTavern's push-out; threshold: all dropped at once."""
     eviction: Literal["chunked", "per_message"] = "chunked"
     """chunked: evict to the low-water mark in one step; per_message: SillyTavern's trimming."""
-    low_water: float = Field(0.75, gt=0.0, le=1.0)
+    low_water: float = Field(0.5, gt=0.0, le=1.0)
     """After an eviction the prompt is at most this share of the budget."""
