@@ -22,7 +22,15 @@ from .._llama import import_llama_cpp, load_llama
 from ..errors import BackendError
 from ..models import resolve_model
 from ..sampling import SamplerSettings
-from .base import GenerationResult, PromptInput, ReplyStream, StopReason, TurnMetrics, as_prompt, sampler_with
+from .base import (
+    GenerationResult,
+    PromptInput,
+    ReplyStream,
+    StopReason,
+    TurnMetrics,
+    as_prompt,
+    sampler_with,
+)
 from .kvstate import KVStateHeader, KVStateMismatch, model_fingerprint, read_state, write_state
 from .shift import common_prefix, plan_shift
 from .stops import StopScanner

@@ -19,7 +19,15 @@ import httpx
 
 from ..errors import BackendError
 from ..sampling import SamplerSettings
-from .base import GenerationResult, PromptInput, ReplyStream, StopReason, TurnMetrics, as_prompt, sampler_with
+from .base import (
+    GenerationResult,
+    PromptInput,
+    ReplyStream,
+    StopReason,
+    TurnMetrics,
+    as_prompt,
+    sampler_with,
+)
 from .stops import StopScanner
 
 __all__ = ["ServerKind", "RemoteBackend"]
