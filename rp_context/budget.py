@@ -369,21 +369,44 @@ def _chunks(turns: list[_Turn], chunk_tokens: int) -> list[list[_Turn]]:
 def _apply_tiers(chunks: list[list[_Turn]], bands: tuple[float, float, float], window: int) -> None:
     """Oldest band: content only; middle: markers only; recent: full (pinned segments stay full).
 
-    Bands count chunks from the oldest kept one, sized for a full window of `window` chunks, so a
-    turn's tier changes only when a chunk is evicted, never while the chat grows. Without chunks
-    (per-message eviction) the bands are shares of the kept turns.
+    With chunked eviction the stripped region is the oldest kept chunks, at most `window - 2` of
+    them (the chunks that are already complete when an eviction happens), split content/markers
+    by the bands' shares in quarter-chunks; newer chunks stay full. Positions count from the
+    oldest kept chunk, which only moves when a chunk is evicted, so a turn's tier changes with
+    evictions and never in between. A window of two chunks (low_water 0.5) therefore never strips. With per-message eviction the bands are
+    shares of the kept turns.
     """
+    if not chunks:
+        return
+    stripped_share = bands[0] + bands[1]
     if window:
-        n_content = round(window * bands[0])
-        n_markers = round(window * (bands[0] + bands[1])) - n_content
-        cells = chunks
+        # Only chunks that are complete when an eviction happens may be stripped (positions up to
+        # window - 2), so tiers change together with evictions and never in between.
+        n_stripped = min(round(window * stripped_share + 1e-9), window - 2, len(chunks) - 1)
+        n_stripped = max(0, n_stripped)
+        cells: list[list[_Turn]] = []
+        for chunk in chunks[:n_stripped]:
+            size = max(1, sum(t.tokens for t in chunk) // 4)
+            acc, first = 0, len(cells)
+            for t in chunk:
+                if len(cells) == first or (acc >= size and len(cells) - first < 4):
+                    cells.append([])
+                    acc = 0
+                cells[-1].append(t)
+                acc += t.tokens
+        n_content = round(len(cells) * (bands[0] / stripped_share if stripped_share else 0) + 1e-9)
+        tiers = [Tier.CONTENT if i < n_content else Tier.MARKERS for i in range(len(cells))]
+        rest = [t for chunk in chunks[n_stripped:] for t in chunk]
+        groups = [*zip(cells, tiers, strict=True), (rest, Tier.FULL)]
     else:
-        cells = chunks
-        n = len(cells)
+        n = len(chunks)
         n_content = math.floor(n * bands[0])
-        n_markers = math.floor(n * (bands[0] + bands[1])) - n_content
-    for i, cell in enumerate(cells):
-        tier = Tier.CONTENT if i < n_content else Tier.MARKERS if i < n_content + n_markers else Tier.FULL
+        n_markers = math.floor(n * stripped_share) - n_content
+        groups = [
+            (cell, Tier.CONTENT if i < n_content else Tier.MARKERS if i < n_content + n_markers else Tier.FULL)
+            for i, cell in enumerate(chunks)
+        ]
+    for cell, tier in groups:
         for t in cell:
             for s in t.segments:
                 if not s.pinned:

@@ -116,7 +116,8 @@ def test_stripping_bands_and_batching_in_a_group(repo_dir, smollm_tokenizer) -> 
     chat = synthetic_chat(600, characters=names, seed=3, narrator_every=7)
     assembled = assemble(cards=cards, chat=chat, instruct=load_preset("chatml", "instruct"),
                          context=load_preset("default", "context"), sysprompt=load_preset("roleplay", "sysprompt"))
-    fitted = fit_prompt(assembled, smollm_tokenizer, n_ctx=8192, reserve=256, policy=BudgetPolicy())
+    # low_water 0.75: a window of four chunks, the oldest two stripped between evictions
+    fitted = fit_prompt(assembled, smollm_tokenizer, n_ctx=8192, reserve=256, policy=BudgetPolicy(low_water=0.75))
     r = fitted.report
     assert r.reductions[:3] == ["batching", "consolidation", "stripping"]
     assert r.batched and r.consolidated and r.dropped
@@ -126,5 +127,5 @@ def test_stripping_bands_and_batching_in_a_group(repo_dir, smollm_tokenizer) -> 
     assert [rank[t] for t in tiers] == sorted(rank[t] for t in tiers)
     assert {Tier.CONTENT, Tier.MARKERS, Tier.FULL} <= set(tiers)
     plain = fit_prompt(assembled, smollm_tokenizer, n_ctx=8192, reserve=256,
-                       policy=BudgetPolicy(batching=False, consolidation=False, stripping=False))
+                       policy=BudgetPolicy(low_water=0.75, batching=False, consolidation=False, stripping=False))
     assert r.structure_percent < plain.report.structure_percent
