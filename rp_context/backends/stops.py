@@ -27,11 +27,13 @@ class StopScanner:
         if self.stopped is not None:
             return ""
         buf = self._held + piece
-        first = -1
+        # The reply ends where the first stop string completes (earliest end; on a tie, the
+        # earliest start), whatever the chunking of the text.
+        first, best = -1, (0, 0)
         for stop in self.stops:
             i = buf.find(stop)
-            if i >= 0 and (first < 0 or i < first):
-                first, self.stopped = i, stop
+            if i >= 0 and (first < 0 or (i + len(stop), i) < best):
+                first, best, self.stopped = i, (i + len(stop), i), stop
         if first >= 0:
             self._held = ""
             return buf[:first]

@@ -9,8 +9,9 @@ from rp_context.backends.stops import StopScanner
 
 
 def expected(text: str, stops: list[str]) -> str:
-    hits = [text.find(s) for s in stops if s and s in text]
-    return text[: min(hits)] if hits else text
+    """Text before the stop string that completes first (earliest end, then earliest start)."""
+    hits = [(text.find(s) + len(s), text.find(s)) for s in stops if s and s in text]
+    return text[: min(hits)[1]] if hits else text
 
 
 def run(pieces: list[str], stops: list[str]) -> tuple[list[str], StopScanner]:
