@@ -138,7 +138,9 @@ def new_chat(cast: Cast, *, user: str = "User", greeting: int = 0) -> Chat:
     card = cast.cards[0].data
     greetings = [card.first_mes, *card.alternate_greetings]
     text = greetings[greeting] if 0 <= greeting < len(greetings) else card.first_mes
-    header = ChatHeader(user_name=user, character_name=card.name)
+    from .chat import st_timestamp
+
+    header = ChatHeader(user_name=user, character_name=card.name, create_date=st_timestamp())
     messages = [ChatMessage(id="0", name=card.name, role="assistant", text=text)] if text else []
     return Chat(header=header, messages=messages)
 

@@ -1,4 +1,9 @@
-"""`rp-context generate`: one headless turn with a card, streamed to stdout."""
+"""`rp-context generate`: one headless turn through the whole pipeline, streamed to stdout.
+
+Cards, persona, chat file, preset bundle, budget and backend, as the app uses them. With
+`--chat FILE` the user's message and the reply are appended to that chat atomically (a new
+file starts from the card's greeting).
+"""
 
 from __future__ import annotations
 
@@ -7,54 +12,85 @@ import json
 import sys
 from typing import Any
 
-from ..models import resolve_model
-from ..paths import default_card_path
-from ..quickstart import chatml_parts, read_simple_card
-
 
 def register(sub: Any) -> None:
     gen = sub.add_parser("generate", help="run one turn headless and stream the reply to stdout")
-    gen.add_argument("--card", help="character card JSON (default: the sample card)")
-    gen.add_argument("--message", "-m", required=True, help="what you say to the character")
-    gen.add_argument("--user", default="User", help="your name in the roleplay (default: User)")
+    gen.add_argument("--card", action="append", default=[], help="character card (repeat for a group; default: the sample card)")
+    gen.add_argument("--roster", help="group roster file")
+    gen.add_argument("--persona", help="persona file")
+    gen.add_argument("--chat", help="chat file (SillyTavern JSONL) to continue and append to")
+    gen.add_argument("--message", "-m", help="what you say (omit to let the character go on)")
+    gen.add_argument("--speaker", help="who replies (default: the roster's pick or the card)")
+    gen.add_argument("--preset", help="bundle name, family name or preset file (default: default)")
+    gen.add_argument("--budget", help="budget policy preset (default: the bundle's)")
     gen.add_argument("--model", help="GGUF model (default: $RP_CONTEXT_MODEL or SmolLM2-135M)")
+    gen.add_argument("--server", help="OpenAI-compatible server URL instead of the in-process model")
     gen.add_argument("--context", type=int, default=4096, help="context window in tokens")
-    gen.add_argument("--max-tokens", type=int, default=200, help="reply length limit")
-    gen.add_argument("--temperature", type=float, default=0.8)
+    gen.add_argument("--reserve", type=int, default=None, help="tokens kept for the reply (default: max tokens)")
+    gen.add_argument("--max-tokens", type=int, default=None, help="reply length limit (default: the sampler preset's)")
+    gen.add_argument("--temperature", type=float, default=None)
     gen.add_argument("--seed", type=int, default=None, help="sampling seed for repeatable replies")
     gen.add_argument("--n-gpu-layers", type=int, default=0, help="layers to offload (-1: all)")
+    gen.add_argument("--user", default=None, help="your name when there is no persona (default: User)")
     gen.add_argument(
         "--json",
         action="store_true",
-        help="print one JSON object with the reply and the turn's metrics instead of streaming",
+        help="print one JSON object with the reply, the turn's metrics and the budget report",
     )
     gen.set_defaults(func=_generate)
 
 
 def _generate(args: argparse.Namespace) -> int:
-    # Check every input before loading anything heavy.
-    model_path = resolve_model(args.model)
-    card = read_simple_card(args.card or default_card_path())
+    from ..paths import default_card_path
+    from ..session import ChatSession
 
-    from ..backends.llama import LlamaBackend
-    from ..tokens import LlamaTokenizer
-
-    tokenizer = LlamaTokenizer(model_path)
-    ids = tokenizer.tokenize_parts(chatml_parts(card, args.message, user=args.user))
-    backend = LlamaBackend(model_path, n_ctx=args.context, n_gpu_layers=args.n_gpu_layers)
-    out = sys.stdout
-    stream = backend.stream(
-        ids,
-        max_tokens=args.max_tokens,
-        temperature=args.temperature,
-        seed=args.seed,
-        stop=["<|im_end|>", "<|im_start|>", f"\n{args.user}:"],
+    cards = args.card or ([] if args.roster else [str(default_card_path())])
+    session = ChatSession.open(
+        cards=cards,
+        roster=args.roster,
+        persona=args.persona,
+        chat_path=args.chat,
+        preset=args.preset,
+        budget=args.budget,
+        model=args.model,
+        server=args.server,
+        n_ctx=args.context,
+        reserve=args.reserve,
+        n_gpu_layers=args.n_gpu_layers,
     )
+    for w in session.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if args.user and session.cast.persona is None and session.chat.header is not None:
+        session.chat.header.user_name = args.user
+    overrides = {"max_tokens": args.max_tokens, "temperature": args.temperature, "seed": args.seed}
+    session.setup.sampler = session.setup.sampler.model_copy(
+        update={k: v for k, v in overrides.items() if v is not None}
+    )
+    if args.message:
+        session.send(args.message)
+    turn = session.reply(args.speaker)
+    out = sys.stdout
     if args.json:
-        result = stream.collect()
-        out.write(json.dumps({"text": result.text, "metrics": result.metrics.model_dump()}) + "\n")
+        for _ in turn:
+            pass
+        report = turn.fitted.report
+        payload = {
+            "speaker": turn.speaker,
+            "text": turn.text,
+            "metrics": turn.metrics.model_dump() if turn.metrics is not None else None,
+            "prompt": {
+                "tokens": report.tokens,
+                "tokenizer": report.tokenizer,
+                "sections": report.sections,
+                "reductions": report.reductions,
+                "dropped": report.dropped,
+                "reused_prefix": report.reused_prefix,
+            },
+            "chat": str(session.chat_path) if session.chat_path else None,
+        }
+        out.write(json.dumps(payload, ensure_ascii=False) + "\n")
         return 0
-    for piece in stream:
+    for piece in turn:
         out.write(piece)
         out.flush()
     out.write("\n")

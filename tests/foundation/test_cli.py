@@ -69,9 +69,9 @@ def test_generate_with_a_broken_card(tmp_path: Path) -> None:
 
 
 def test_usage_error_exits_2() -> None:
-    proc = rp("generate")
+    proc = rp("generate", "--context", "many")
     assert proc.returncode == 2
-    assert "--message" in proc.stderr
+    assert "--context" in proc.stderr and "Traceback" not in proc.stderr
 
 
 @pytest.mark.model
@@ -91,3 +91,35 @@ def test_generate_streams_a_reply_from_the_default_model() -> None:
     reply = proc.stdout.strip()
     assert len(reply) > 0
     assert "<|im_end|>" not in reply and "<|im_start|>" not in reply
+
+
+@pytest.mark.model
+def test_generate_appends_to_a_chat_file_atomically(tmp_path: Path) -> None:
+    import json
+
+    chat = tmp_path / "wren.jsonl"
+    args = ["generate", "--card", "cards/wren-halloway.json", "--chat", str(chat), "--max-tokens", "12",
+            "--seed", "5", "--json"]
+    first = rp(*args, "--message", "Hello there.")
+    assert first.returncode == 0, first.stderr
+    payload = json.loads(first.stdout)
+    assert payload["metrics"]["prompt_tokens"] == payload["prompt"]["tokens"]
+    lines = [json.loads(x) for x in chat.read_text(encoding="utf-8").splitlines()]
+    assert [m.get("is_user") for m in lines[1:]] == [False, True, False]
+    assert lines[2]["mes"] == "Hello there." and lines[3]["mes"] == payload["text"]
+    second = rp(*args, "--message", "And the lamp?")
+    assert second.returncode == 0, second.stderr
+    lines2 = [json.loads(x) for x in chat.read_text(encoding="utf-8").splitlines()]
+    assert lines2[:4] == lines[:4] and len(lines2) == 6
+    assert [p.name for p in tmp_path.iterdir()] == ["wren.jsonl"]
+
+
+def test_generate_with_a_truncated_chat_keeps_the_file(tmp_path: Path) -> None:
+    chat = tmp_path / "cut.jsonl"
+    chat.write_text('{"user_name":"Tess","character_name":"Wren Halloway"}\n{"name":"Tess","is_user":tr',
+                    encoding="utf-8")
+    before = chat.read_bytes()
+    proc = rp("render", "--card", "cards/wren-halloway.json", "--chat", str(chat), "--estimate")
+    assert proc.returncode == 0, proc.stderr
+    assert "warning:" in proc.stderr and str(chat) in proc.stderr
+    assert chat.read_bytes() == before
