@@ -218,10 +218,17 @@ def assemble(
     created = _parse_date(chat.header.create_date) if chat.header is not None else None
     card_clock = (lambda: now) if now is not None else ((lambda: created) if created else clock)
 
-    def ctx(frozen: dict[str, str] | None, *, scope: str = "card", when: Any = None, **kw: Any) -> MacroContext:
+    # In a joined group the prompt's top must not depend on who speaks (llama.cpp's cache): there
+    # `{{char}}` in the system prompt and story string means the whole cast, and the speaker is
+    # named only in the tail (generation header, post-history instructions, author's note).
+    joined = group and (roster is None or roster.generation_mode != "swap")
+    story_char = group_names if joined else speaker
+
+    def ctx(frozen: dict[str, str] | None, *, scope: str = "card", when: Any = None,
+            char: str | None = None, **kw: Any) -> MacroContext:
         return MacroContext(
             user=user,
-            char=speaker,
+            char=char or story_char,
             group=group_names if group else "",
             chat_id=chat_id,
             now=when or card_clock,
@@ -257,10 +264,11 @@ def assemble(
     global_phi = (sysprompt.post_history or "") if sysprompt is not None else ""
     phi_text, phi_source = "", ""
     if settings.prefer_character_jailbreak and card.data.post_history_instructions.strip():
-        phi_text = expand_macros(card.data.post_history_instructions, ctx(card_frozen, original=global_phi))
+        phi_text = expand_macros(card.data.post_history_instructions,
+                                 ctx(card_frozen, original=global_phi, char=speaker))
         phi_source = f"card:{speaker}:post_history_instructions"
     elif global_phi.strip() and settings.sysprompt_enabled:
-        phi_text = _macro_field(global_phi, base_ctx)
+        phi_text = _macro_field(global_phi, ctx(card_frozen, char=speaker))
         phi_source = f"preset:sysprompt/{sysprompt.name if sysprompt else ''}"
 
     # --- chat messages, macros frozen per message ----------------------------------------------
@@ -271,7 +279,9 @@ def assemble(
         if "{{" in text or "<USER>" in text or "<BOT>" in text or "<CHAR>" in text:
             sent = _parse_date(m.send_date)
             when = (lambda d=sent: d) if sent is not None and now is None else None
-            text = expand_macros(text, ctx(_frozen_store(m.extra), scope=f"msg:{m.id}", when=when))
+            author = m.name if m.role == "assistant" and m.name in by_name else members[0]
+            text = expand_macros(text, ctx(_frozen_store(m.extra), scope=f"msg:{m.id}", when=when,
+                                           char=author))
         texts[m.id] = text
 
     # --- world info -----------------------------------------------------------------------------
@@ -394,7 +404,7 @@ def assemble(
         history.append(_message_segment(m, texts[m.id], user))
     injections = _injections(
         card=card, cards=cards, roster=roster, by_name=by_name, speaker=speaker, persona=persona,
-        settings=settings, visible=visible, lore=lore, ctx=base_ctx,
+        settings=settings, visible=visible, lore=lore, ctx=ctx(card_frozen, char=speaker),
     )
     history = _splice(history, injections, continuing=mode == "continue")
     if phi_text:
