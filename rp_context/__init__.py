@@ -6,11 +6,13 @@ Importing rp_context never imports Textual, the `tui` app, or llama_cpp (that lo
 
 from __future__ import annotations
 
+from .assemble import AssembledPrompt, AssemblySettings, AuthorNote, assemble
 from .backends.base import Backend, GenerationResult, PromptInput, ReplyStream, TurnMetrics
 from .backends.llama import LlamaBackend, LlamaLoadOptions
 from .backends.remote import RemoteBackend
 from .backends.stops import StopScanner
 from .backends.turns import run_turns
+from .budget import BudgetReport, FittedPrompt, fit_prompt
 from .cards import (
     Card,
     CardData,
@@ -43,6 +45,7 @@ from .errors import (
     RPContextError,
     TemplateError,
 )
+from .flatten import FlatPrompt, flatten
 from .group import (
     GroupFields,
     GroupMember,
@@ -53,8 +56,11 @@ from .group import (
     pick_speakers,
     trim_reply,
 )
+from .macros import MacroContext, expand_macros
 from .modelinfo import ModelInfo, model_info
 from .models import MODEL_ENV_VAR, check_gguf, default_model_path, resolve_model
+from .pipeline import Cast, Setup, build_prompt, load_cast, load_setup, new_chat, read_chat
+from .policy import BudgetPolicy
 from .presets import (
     BundlePreset,
     ContextPreset,
@@ -63,6 +69,8 @@ from .presets import (
     SysPromptPreset,
     load_preset,
 )
+from .segments import Section, Segment, SegmentKind, Tier
+from .session import ChatSession, Turn
 from .templates import (
     InstructTemplate,
     JinjaTemplate,
@@ -85,6 +93,32 @@ from .worldinfo import (
 __version__ = "0.1.0"
 
 __all__ = [
+    # assembly, budget and the whole pipeline
+    "AssembledPrompt",
+    "AssemblySettings",
+    "AuthorNote",
+    "assemble",
+    "Segment",
+    "SegmentKind",
+    "Section",
+    "Tier",
+    "FlatPrompt",
+    "flatten",
+    "MacroContext",
+    "expand_macros",
+    "BudgetPolicy",
+    "BudgetReport",
+    "FittedPrompt",
+    "fit_prompt",
+    "Cast",
+    "Setup",
+    "load_cast",
+    "load_setup",
+    "new_chat",
+    "read_chat",
+    "build_prompt",
+    "ChatSession",
+    "Turn",
     "__version__",
     # errors
     "RPContextError",
