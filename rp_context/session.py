@@ -24,6 +24,8 @@ from .pipeline import Cast, Setup, build_prompt
 __all__ = ["ChatSession", "Turn"]
 
 TurnKind = Literal["reply", "swipe", "continue", "impersonate"]
+MUTED_KEY = "rp_context_muted"
+"""Chat-metadata key holding the group members muted in this chat."""
 
 
 @dataclass
@@ -185,6 +187,75 @@ class ChatSession:
         self.save()
         return True
 
+    # -- for frontends: greetings, muting, display ------------------------------------------
+    @property
+    def greetings(self) -> list[str]:
+        """The first card's greeting and its alternate greetings, in card order."""
+        data = self.cast.cards[0].data
+        return [g for g in (data.first_mes, *data.alternate_greetings) if g]
+
+    def new_chat(self, greeting: int = 0, *, chat_path: str | Path | None = None) -> Chat:
+        """Start over from greeting `greeting` (the others become its swipes) and save it, to
+        `chat_path` when given (a new file, so the old chat stays as it was)."""
+        from .pipeline import new_chat
+
+        user = self.user
+        self.chat = new_chat(self.cast, user=user, greeting=greeting)
+        greetings = self.greetings
+        if self.chat.messages and len(greetings) > 1:
+            first = self.chat.messages[0]
+            first.swipes = list(greetings)
+            first.swipe_id = max(0, min(greeting, len(greetings) - 1))
+            first.text = greetings[first.swipe_id]
+        if chat_path is not None:
+            self.chat_path = Path(chat_path)
+        self.last_fitted = None
+        self.last_metrics = None
+        self._apply_muted()
+        self.save()
+        return self.chat
+
+    @property
+    def muted(self) -> list[str]:
+        """Group members (by name) who do not speak on their own in this chat."""
+        if self.cast.roster is None:
+            return []
+        from .group import group_members
+
+        return [m.name for m in group_members(self.cast.roster, self.cast.cards) if m.muted]
+
+    def set_muted(self, name: str, muted: bool = True) -> None:
+        """Mute or unmute a group member for this chat (kept in the chat file's metadata)."""
+        if self.cast.roster is None:
+            raise RPContextError("muting needs a group chat")
+        from .group import group_members, resolve_member
+
+        member = resolve_member(group_members(self.cast.roster, self.cast.cards), name)
+        now = [m for m in self.muted if m != member.name]
+        if muted:
+            now.append(member.name)
+        self.cast.roster.muted = now
+        if self.chat.header is not None:
+            self.chat.header.chat_metadata[MUTED_KEY] = list(now)
+        self.save()
+
+    def _apply_muted(self) -> None:
+        """Take the mutes saved in the chat file (if any) over the roster's."""
+        saved = self.chat.header.chat_metadata.get(MUTED_KEY) if self.chat.header else None
+        if self.cast.roster is not None and isinstance(saved, list):
+            self.cast.roster.muted = [str(x) for x in saved]
+        elif self.cast.roster is not None and self.chat.header is not None and self.cast.roster.muted:
+            self.chat.header.chat_metadata[MUTED_KEY] = self.muted
+
+    def display_text(self, message: ChatMessage) -> str:
+        """A message's text as a reader sees it: `{{char}}` and `{{user}}` filled in."""
+        from .macros import MacroContext, expand_macros
+
+        if "{{" not in message.text:
+            return message.text
+        char = message.name if message.role == "assistant" and message.name else self.members[0]
+        return expand_macros(message.text, MacroContext(user=self.user, char=char, seed=self.chat_id))
+
     def _find(self, message_id: str) -> ChatMessage:
         for m in self.chat.messages:
             if m.id == message_id:
@@ -297,8 +368,9 @@ class ChatSession:
             raise RPContextError("a chat needs at least one character card")
         path = Path(chat_path) if chat_path is not None else None
         warnings: list[str] = []
-        if path is not None and path.exists():
-            chat, warnings = read_chat(path)
+        fresh = path is None or not path.exists()
+        if not fresh:
+            chat, warnings = read_chat(path)  # type: ignore[arg-type]
         else:
             user = cast.persona.name if cast.persona is not None else "User"
             chat = new_chat(cast, user=user, greeting=greeting)
@@ -319,8 +391,10 @@ class ChatSession:
         session = cls(cast, setup, chat, counter=counter, backend=backend, chat_path=path,
                       n_ctx=n_ctx, reserve=reserve)
         session.warnings = [*cast.warnings, *warnings]
-        if path is not None and not path.exists():
-            session.save()
+        if fresh:
+            session.new_chat(greeting)  # alternate greetings become the first message's swipes
+        else:
+            session._apply_muted()
         return session
 
     warnings: list[str] = []

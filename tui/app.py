@@ -1,166 +1,180 @@
-"""A first chat screen: one character, streaming replies, Esc to stop. The full app replaces it."""
+"""rp-chat: the Textual app. It holds the open ChatSession and switches chats, presets, personas
+and models; the chat screen does the talking."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from textual import on, work
-from textual.app import App, ComposeResult
-from textual.containers import VerticalScroll
-from textual.widgets import Footer, Header, Input, Markdown, Static
-from textual.worker import get_current_worker
+from textual import work
+from textual.app import App
+from textual.binding import Binding
 
+from rp_context.errors import RPContextError
+from rp_context.session import ChatSession
 
-class ChatSession(Protocol):
-    """What the app needs from the engine: names, a greeting and a streaming reply."""
+from .commands import ChatCommands
+from .config import Settings, new_chat_path, save_settings
+from .library import ImportResult, list_cast, list_personas, list_preset_names
+from .screens import ChatScreen, ImportScreen, PickScreen, SettingsScreen
+from .sessions import ChatSpec, cast_name, open_session
 
-    char_name: str
-    user_name: str
-    greeting: str
-
-    def reply(self, message: str, history: list[tuple[str, str]]) -> Iterator[str]: ...
-
-
-@dataclass
-class LlamaSession:
-    """A session on the in-process llama.cpp backend with the first-slice ChatML prompt."""
-
-    card: Any
-    tokenizer: Any
-    backend: Any
-    user_name: str
-    char_name: str = ""
-    greeting: str = ""
-    stop: list[str] = field(default_factory=list)
-
-    @classmethod
-    def open(
-        cls,
-        *,
-        card: str | Path | None,
-        model: str | Path | None,
-        user: str,
-        n_ctx: int,
-        n_gpu_layers: int,
-    ) -> LlamaSession:
-        from rp_context.backends.llama import LlamaBackend
-        from rp_context.models import resolve_model
-        from rp_context.paths import default_card_path
-        from rp_context.quickstart import read_simple_card
-        from rp_context.tokens import LlamaTokenizer
-
-        model_path = resolve_model(model)
-        simple = read_simple_card(card or default_card_path())
-        greeting = simple.first_mes.replace("{{char}}", simple.name).replace("{{user}}", user)
-        return cls(
-            card=simple,
-            tokenizer=LlamaTokenizer(model_path),
-            backend=LlamaBackend(model_path, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers),
-            user_name=user,
-            char_name=simple.name,
-            greeting=greeting,
-            stop=["<|im_end|>", "<|im_start|>", f"\n{user}:"],
-        )
-
-    def reply(self, message: str, history: list[tuple[str, str]]) -> Iterator[str]:
-        from rp_context.quickstart import chatml_parts
-
-        ids = self.tokenizer.tokenize_parts(
-            chatml_parts(self.card, message, user=self.user_name, history=history)
-        )
-        yield from self.backend.stream(ids, max_tokens=300, stop=self.stop)
+__all__ = ["RPChatApp"]
 
 
-class MessageView(Static):
-    """One chat message: the speaker's name over markdown text."""
-
-    DEFAULT_CSS = """
-    MessageView { padding: 0 1; margin: 0 0 1 0; }
-    MessageView .speaker { text-style: bold; color: $accent; }
-    MessageView.user .speaker { color: $success; }
-    """
-
-    def __init__(self, speaker: str, text: str, *, is_user: bool) -> None:
-        super().__init__(classes="user" if is_user else "char")
-        self.speaker = speaker
-        self.text = text
-
-    def compose(self) -> ComposeResult:
-        yield Static(self.speaker, classes="speaker")
-        yield Markdown(self.text)
-
-    async def set_text(self, text: str) -> None:
-        self.text = text
-        await self.query_one(Markdown).update(text)
-
-
-class ChatApp(App[None]):
-    """rp-chat: talk to one character; the reply streams in a thread worker, Esc stops it."""
+class RPChatApp(App[None]):
+    """Roleplay chat with one character or a group, on a local model through rp_context."""
 
     TITLE = "rp-chat"
-    CSS = """
-    #log { height: 1fr; }
-    #prompt { dock: bottom; }
-    """
-    BINDINGS = [("escape", "stop", "Stop reply"), ("ctrl+q", "quit", "Quit")]
+    CSS_PATH = ["app.tcss"]
+    COMMANDS = App.COMMANDS | {ChatCommands}
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True)]
 
-    def __init__(self, session: ChatSession) -> None:
+    def __init__(
+        self,
+        session: ChatSession | None = None,
+        *,
+        spec: ChatSpec | None = None,
+        settings: Settings | None = None,
+        backend: Any = None,
+        counter: Any = None,
+        save_settings_file: bool = True,
+        cursor_blink: bool = True,
+    ) -> None:
+        """Give an open `session`, or a `spec` to open (with `backend`/`counter` to reuse)."""
         super().__init__()
+        self.spec = spec or ChatSpec()
+        self.settings = settings or Settings()
+        self.save_settings_file = save_settings_file
+        self.cursor_blink = cursor_blink
+        if session is None:
+            session = open_session(self.spec, self.settings, backend=backend, counter=counter)
         self.session = session
-        self.history: list[tuple[str, str]] = []
-        self._streaming: MessageView | None = None
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        with VerticalScroll(id="log"):
-            if self.session.greeting:
-                yield MessageView(self.session.char_name, self.session.greeting, is_user=False)
-        yield Input(placeholder=f"Say something to {self.session.char_name}…", id="prompt")
-        yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = self.session.char_name
-        self.query_one("#prompt", Input).focus()
+        self.push_screen(ChatScreen())
 
-    @on(Input.Submitted, "#prompt")
-    async def send(self, event: Input.Submitted) -> None:
-        text = event.value.strip()
-        if not text or self._streaming is not None:
+    @property
+    def chat_screen(self) -> ChatScreen:
+        return next(s for s in self.screen_stack if isinstance(s, ChatScreen))
+
+    # -- switching what is open -------------------------------------------------------------------
+    def reopen(self, spec: ChatSpec, *, fresh: bool = False, new_backend: bool = False) -> None:
+        """Open another chat (or the same with another preset/persona/model) without blocking."""
+        if self.chat_screen.generating:
+            self.notify("Wait for the reply to finish (Esc stops it).", severity="warning")
             return
-        event.input.value = ""
-        log = self.query_one("#log", VerticalScroll)
-        await log.mount(MessageView(self.session.user_name, text, is_user=True))
-        self._streaming = MessageView(self.session.char_name, "…", is_user=False)
-        await log.mount(self._streaming)
-        log.scroll_end(animate=False)
-        self.generate(text, list(self.history))
+        self._reopen(spec, fresh, new_backend)
 
-    @work(thread=True, exclusive=True, group="generation", exit_on_error=False)
-    def generate(self, message: str, history: list[tuple[str, str]]) -> None:
-        worker = get_current_worker()
-        reply = ""
-        for piece in self.session.reply(message, history):
-            if worker.is_cancelled:
-                break
-            reply += piece
-            self.call_from_thread(self._show, reply)
-        self.call_from_thread(self._finish, message, reply)
+    @work(thread=True, exclusive=True, group="open", exit_on_error=False)
+    def _reopen(self, spec: ChatSpec, fresh: bool, new_backend: bool) -> None:
+        old = self.session
+        backend = None if new_backend else old.backend
+        counter = None if new_backend else old.counter
+        self.call_from_thread(self.notify, "Opening…", timeout=2)
+        try:
+            session = open_session(spec, self.settings, backend=backend, counter=counter, fresh=fresh)
+        except RPContextError as exc:
+            self.call_from_thread(self.notify, str(exc), title="Cannot open", severity="error", timeout=10)
+            return
+        if new_backend and old.backend is not None and hasattr(old.backend, "close"):
+            old.backend.close()
+        self.call_from_thread(self._install, spec, session)
 
-    async def _show(self, text: str) -> None:
-        if self._streaming is not None:
-            await self._streaming.set_text(text)
-            self.query_one("#log", VerticalScroll).scroll_end(animate=False)
+    async def _install(self, spec: ChatSpec, session: ChatSession) -> None:
+        self.spec = replace(spec, chat=session.chat_path)
+        self.session = session
+        await self.chat_screen.reload()
 
-    async def _finish(self, message: str, reply: str) -> None:
-        reply = reply.strip()
-        if self._streaming is not None:
-            await self._streaming.set_text(reply or "*(no reply)*")
-        self.history.append(("user", message))
-        self.history.append(("assistant", reply))
-        self._streaming = None
+    def new_chat(self, greeting: int = 0) -> None:
+        """A new chat file for the same cast, opening with greeting number `greeting`."""
+        if self.chat_screen.generating:
+            return
+        try:
+            path = new_chat_path(cast_name(self.spec.with_cards()))
+            self.session.new_chat(greeting, chat_path=path)
+        except RPContextError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.spec = replace(self.spec, chat=path)
+        self.call_later(self.chat_screen.reload)
 
-    def action_stop(self) -> None:
-        self.workers.cancel_group(self, "generation")
+    # -- pickers ---------------------------------------------------------------------------------------
+    def action_pick_cast(self) -> None:
+        entries = list_cast()
+        options = [(str(e.path), f"{'Group: ' if e.kind == 'roster' else ''}{e.name}  [{e.origin}]",
+                    e.problem) for e in entries]
+        kinds = {str(e.path): e.kind for e in entries}
+
+        def chosen(path: str | None) -> None:
+            if not path:
+                return
+            if kinds[path] == "roster":
+                spec = replace(self.spec, cards=(), roster=path, chat=None)
+            else:
+                spec = replace(self.spec, cards=(path,), roster=None, chat=None)
+            self.reopen(spec)
+
+        self.push_screen(PickScreen("Open a character or group", options,
+                                    hint="Your latest chat with them opens; ctrl+n starts a new one."),
+                         chosen)
+
+    def action_pick_preset(self) -> None:
+        options = [(name, f"{name}  ({desc})", None) for name, desc in list_preset_names()]
+
+        def chosen(name: str | None) -> None:
+            if name:
+                self.settings = self.settings.model_copy(update={"preset": name})
+                self._save_settings()
+                self.reopen(replace(self.spec, preset=name, chat=self.session.chat_path))
+
+        self.push_screen(PickScreen("Preset bundle or instruct family", options), chosen)
+
+    def action_pick_persona(self) -> None:
+        options = [("", "No persona (plain User)", None)]
+        options += [(str(e.path), f"{e.name}  [{e.origin}]", e.problem) for e in list_personas()]
+
+        def chosen(path: str | None) -> None:
+            if path is None:
+                return
+            persona = path or None
+            self.settings = self.settings.model_copy(update={"persona": persona})
+            self._save_settings()
+            self.reopen(replace(self.spec, persona=persona, chat=self.session.chat_path))
+
+        self.push_screen(PickScreen("Who are you in this story?", options), chosen)
+
+    def action_import_file(self) -> None:
+        def imported(result: ImportResult | None) -> None:
+            if result is None:
+                return
+            where = Path(result.path).parent
+            self.notify(f"Imported {result.kind} {result.name!r} into {where}", title="Import")
+            for w in result.warnings[:3]:
+                self.notify(w, title="Repaired on load", severity="warning")
+            if result.kind == "card":
+                self.reopen(replace(self.spec, cards=(str(result.path),), roster=None, chat=None))
+
+        self.push_screen(ImportScreen(), imported)
+
+    def action_settings(self) -> None:
+        def saved(new: Settings | None) -> None:
+            if new is None or new == self.settings:
+                return
+            model_changed = (new.model, new.context, new.n_gpu_layers) != (
+                self.settings.model, self.settings.context, self.settings.n_gpu_layers)
+            self.settings = new
+            self._save_settings()
+            if model_changed:
+                self.reopen(replace(self.spec, chat=self.session.chat_path), new_backend=True)
+
+        self.push_screen(SettingsScreen(self.settings), saved)
+
+    def _save_settings(self) -> None:
+        if not self.save_settings_file:
+            return
+        try:
+            save_settings(self.settings)
+        except OSError as exc:
+            self.notify(f"Settings not saved: {exc}", severity="error")

@@ -1,0 +1,435 @@
+"""The chat screen: messages, the prompt box, the budget panel; generation runs in a thread worker.
+
+All prompt and chat logic is the library's ChatSession: this screen sends, asks for replies,
+swipes, edits and deletes through it, and shows what it reports.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from rp_context.errors import RPContextError
+
+from ..widgets import BudgetPanel, MessageView, PromptInput, RosterList
+from .inspector import InspectorScreen
+from .modals import EditScreen, PickScreen
+
+if TYPE_CHECKING:
+    from rp_context.chat import ChatMessage
+    from rp_context.session import ChatSession, Turn
+
+__all__ = ["ChatScreen", "FLUSH_SECONDS"]
+
+FLUSH_SECONDS = 0.05
+"""Streamed text reaches the screen at most every 50 ms (about 20 updates a second)."""
+
+
+class ChatScreen(Screen[None]):
+    """Talk to a character or a group. Esc stops a reply; the footer lists the rest."""
+
+    BINDINGS = [
+        Binding("escape", "stop", "Stop", show=False),
+        Binding("ctrl+r", "regenerate", "Regenerate"),
+        Binding("ctrl+t", "continue_reply", "Continue"),
+        Binding("ctrl+y", "impersonate", "Impersonate"),
+        Binding("ctrl+g", "group_round", "Group round"),
+        Binding("ctrl+s", "pick_speaker", "Speaker"),
+        Binding("ctrl+n", "new_chat", "New chat"),
+        Binding("f2", "inspector", "Inspector"),
+        Binding("f3", "app.pick_cast", "Cards"),
+        Binding("f4", "app.pick_preset", "Preset"),
+        Binding("f5", "app.pick_persona", "Persona"),
+        Binding("f6", "app.import_file", "Import"),
+        Binding("f7", "app.settings", "Settings"),
+        Binding("ctrl+b", "toggle_panel", "Panel", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.generating = False
+        self.preview: Any = None
+        self._turn: Turn | None = None
+        self._epoch = 0
+
+    @property
+    def session(self) -> ChatSession:
+        return self.app.session  # type: ignore[attr-defined,no-any-return]
+
+    # -- layout ------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="main"):
+            yield VerticalScroll(id="log")
+            with Vertical(id="side"):
+                yield BudgetPanel(id="budget")
+                yield Static("Group", id="roster-title", classes="title")
+                yield RosterList(id="roster")
+                yield Static("", id="status", markup=False)
+        yield PromptInput(id="prompt", placeholder="Say something…")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        await self.reload()
+
+    async def reload(self) -> None:
+        """Show the app's current session from scratch (after opening another chat)."""
+        s = self.session
+        self.preview = None
+        who = ", ".join(s.members)
+        self.app.sub_title = f"{who} · you: {s.user} · {s.setup.name or 'default'}"
+        prompt = self.query_one(PromptInput)
+        prompt.placeholder = f"Message {who}… (Enter sends; empty Enter lets them go on)"
+        prompt.cursor_blink = getattr(self.app, "cursor_blink", True)
+        log = self.query_one("#log", VerticalScroll)
+        await log.remove_children()
+        await log.mount_all([self._view_for(m) for m in s.chat.messages])
+        log.scroll_end(animate=False)
+        self._update_roster()
+        self.query_one(BudgetPanel).show(None, None)
+        for w in s.warnings[-3:]:
+            self.notify(w, title="Warning", severity="warning", timeout=8)
+        prompt.focus()
+        self.refresh_preview()
+
+    def _view_for(self, m: ChatMessage) -> MessageView:
+        swipe = (m.swipe_id or 0, len(m.swipes)) if m.swipes else None
+        view = MessageView(m.id, m.name or m.role, self.session.display_text(m), role=m.role,
+                           swipe=swipe)
+        if m.hidden:
+            view.add_class("hidden-msg")
+        return view
+
+    def _views(self) -> list[MessageView]:
+        return list(self.query_one("#log").query(MessageView))
+
+    def _view_of(self, message_id: str) -> MessageView | None:
+        return next((v for v in self._views() if v.message_id == message_id), None)
+
+    def _update_roster(self) -> None:
+        s = self.session
+        roster = self.query_one(RosterList)
+        group = s.is_group and s.cast.roster is not None
+        roster.display = group
+        self.query_one("#roster-title").display = group
+        if group:
+            roster.set_members(s.members, s.muted)
+            activation = s.cast.roster.activation if s.cast.roster else ""
+            self.query_one("#roster-title", Static).update(f"Group · {activation} (Enter: mute)")
+
+    def _mark_context(self, report: Any) -> None:
+        dropped = set(report.dropped) if report is not None else set()
+        for v in self._views():
+            v.set_class(v.message_id in dropped, "out-of-context")
+
+    def _status(self, text: str) -> None:
+        self.query_one("#status", Static).update(text)
+
+    # -- budget preview -------------------------------------------------------------------------
+    def refresh_preview(self) -> None:
+        if not self.generating:
+            self._preview(self._epoch)
+
+    @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
+    def _preview(self, epoch: int) -> None:
+        try:
+            fitted = self.session.prompt()
+        except RPContextError as exc:
+            self.app.call_from_thread(self._status, f"prompt: {exc}")
+            return
+        self.app.call_from_thread(self._show_preview, fitted, epoch)
+
+    def _show_preview(self, fitted: Any, epoch: int) -> None:
+        if epoch != self._epoch or self.generating:
+            return
+        self.preview = fitted
+        self.query_one(BudgetPanel).show(fitted.report, self.session.last_metrics, preview=True)
+        self._mark_context(fitted.report)
+
+    # -- sending and generating -------------------------------------------------------------------
+    @on(PromptInput.Submitted, "#prompt")
+    async def send(self, event: PromptInput.Submitted) -> None:
+        if self.generating:
+            self.notify("A reply is still coming: Esc stops it.", severity="warning")
+            return
+        text = event.value.strip()
+        event.input.value = ""
+        if text:
+            msg = self.session.send(text)
+            await self.query_one("#log").mount(self._view_for(msg))
+        speakers = self.session.next_speakers(user_typed=bool(text))
+        if not speakers:
+            self.notify("Nobody speaks on their own in this group: pick a speaker (ctrl+s).")
+            self.refresh_preview()
+            return
+        self.start("reply", speakers)
+
+    def start(self, kind: str, speakers: list[str | None]) -> None:
+        """Run one or more turns in the generation worker."""
+        if self.generating:
+            return
+        self.generating = True
+        self._epoch += 1
+        self.add_class("generating")
+        self._status("processing the prompt…")
+        self.generate(kind, speakers)
+
+    @work(thread=True, exclusive=True, group="generation", exit_on_error=False)
+    def generate(self, kind: str, speakers: list[str | None]) -> None:
+        worker = get_current_worker()
+        call = self.app.call_from_thread
+        try:
+            for speaker in speakers:
+                if worker.is_cancelled:
+                    break
+                try:
+                    turn = self.session.reply(speaker, kind=kind)  # type: ignore[arg-type]
+                except RPContextError as exc:
+                    call(self.notify, str(exc), title="Cannot reply", severity="error")
+                    break
+                self._turn = turn
+                view = call(self._begin, turn)
+                buf: list[str] = []
+                last = time.monotonic()
+                for piece in turn:
+                    buf.append(piece)
+                    if worker.is_cancelled:
+                        turn.cancel()
+                    now = time.monotonic()
+                    if now - last >= FLUSH_SECONDS:
+                        call(self._stream, view, "".join(buf))
+                        buf.clear()
+                        last = now
+                if buf:
+                    call(self._stream, view, "".join(buf))
+                call(self._end, view, turn)
+                if turn.metrics is not None and turn.metrics.stop_reason == "cancelled":
+                    break
+        finally:
+            self._turn = None
+            call(self._done)
+
+    async def _begin(self, turn: Turn) -> MessageView | None:
+        self._status(f"{turn.speaker} is writing…")
+        if turn.kind == "impersonate":
+            self.query_one(PromptInput).value = ""
+            return None
+        if turn.kind == "reply":
+            view = MessageView(None, turn.speaker, "…", role="assistant")
+            await self.query_one("#log").mount(view)
+            self.query_one("#log", VerticalScroll).scroll_end(animate=False)
+            return view
+        view = self._views()[-1]
+        if turn.kind == "swipe":
+            n = len(self.session.chat.messages[-1].swipes or [None])
+            await view.show("…", swipe=(n, n + 1))
+        return view
+
+    async def _stream(self, view: MessageView | None, text: str) -> None:
+        if view is None:
+            prompt = self.query_one(PromptInput)
+            prompt.value += text
+            prompt.cursor_position = len(prompt.value)
+            return
+        await view.append(text)
+        log = self.query_one("#log", VerticalScroll)
+        if log.max_scroll_y - log.scroll_y <= 3:
+            log.scroll_end(animate=False)
+
+    async def _end(self, view: MessageView | None, turn: Turn) -> None:
+        if view is not None:
+            await view.end_stream()
+        if turn.kind == "impersonate":
+            self.query_one(PromptInput).value = turn.text
+        elif turn.message is not None:
+            m = turn.message
+            await view.show(self.session.display_text(m), speaker=m.name or turn.speaker,  # type: ignore[union-attr]
+                            swipe=(m.swipe_id or 0, len(m.swipes)) if m.swipes else None,
+                            message_id=m.id)
+        elif view is not None and turn.kind == "reply":
+            await view.remove()
+            self.notify(f"{turn.speaker} gave an empty reply.", severity="warning")
+        elif view is not None:  # an empty swipe or continuation: show the message as it is
+            m = self.session.chat.messages[-1]
+            await view.show(self.session.display_text(m),
+                            swipe=(m.swipe_id or 0, len(m.swipes)) if m.swipes else None)
+        self.query_one(BudgetPanel).show(turn.fitted.report, turn.metrics)
+        self._mark_context(turn.fitted.report)
+
+    def _done(self) -> None:
+        self.generating = False
+        self.remove_class("generating")
+        m = self.session.last_metrics
+        if m is not None and m.tokens_per_second is not None:
+            self._status(f"{m.generated_tokens} tokens at {m.tokens_per_second:.1f} tok/s")
+        else:
+            self._status("")
+        self.query_one(PromptInput).focus()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "generation" and event.state == WorkerState.ERROR:
+            self.notify(f"{event.worker.error}", title="Generation failed", severity="error", timeout=10)
+            self._done()
+
+    # -- actions -----------------------------------------------------------------------------------
+    def action_stop(self) -> None:
+        if self.generating:
+            turn = self._turn
+            if turn is not None:
+                turn.cancel()
+            self.workers.cancel_group(self, "generation")
+            self._status("stopping…")
+        else:
+            self.query_one(PromptInput).focus()
+
+    def _last_reply(self) -> ChatMessage | None:
+        msgs = self.session.chat.messages
+        return msgs[-1] if msgs and msgs[-1].role == "assistant" else None
+
+    def action_regenerate(self) -> None:
+        """A new swipe of the last reply (the old ones stay, ←/→ to compare)."""
+        if self._last_reply() is None:
+            self.notify("Nothing to regenerate: the last message is not a reply.")
+            return
+        self.start("swipe", [None])
+
+    def action_continue_reply(self) -> None:
+        if self._last_reply() is None:
+            self.notify("Nothing to continue: the last message is not a reply.")
+            return
+        self.start("continue", [None])
+
+    def action_impersonate(self) -> None:
+        self.start("impersonate", [None])
+
+    def action_group_round(self) -> None:
+        if not self.session.is_group:
+            self.start("reply", [None])
+            return
+        speakers = self.session.next_speakers(user_typed=False)
+        if not speakers:
+            self.notify("Nobody is due to speak: pick a speaker (ctrl+s).")
+            return
+        self.start("reply", list(speakers))
+
+    def action_pick_speaker(self) -> None:
+        s = self.session
+        muted = set(s.muted)
+        options = [(m, f"{m} (muted)" if m in muted else m, None) for m in s.members]
+
+        def chosen(name: str | None) -> None:
+            if name:
+                self.start("reply", [name])
+
+        self.app.push_screen(PickScreen("Who speaks next?", options), chosen)
+
+    def action_new_chat(self) -> None:
+        greetings = self.session.greetings
+        if len(greetings) <= 1:
+            self.app.new_chat(0)  # type: ignore[attr-defined]
+            return
+        options = [(str(i), _first_line(g), None) for i, g in enumerate(greetings)]
+
+        def chosen(idx: str | None) -> None:
+            if idx is not None:
+                self.app.new_chat(int(idx))  # type: ignore[attr-defined]
+
+        self.app.push_screen(PickScreen("New chat: which greeting?", options,
+                                        hint="The others stay as swipes of the first message."), chosen)
+
+    def action_inspector(self) -> None:
+        fitted = self.session.last_fitted
+        preview = fitted is None or (self.preview is not None and not self.generating)
+        shown = self.preview if preview and self.preview is not None else fitted
+        if shown is None:
+            self.notify("No prompt yet.")
+            return
+        self.app.push_screen(InspectorScreen(shown, self.session.last_metrics, preview=shown is self.preview))
+
+    def action_toggle_panel(self) -> None:
+        side = self.query_one("#side")
+        side.display = not side.display
+
+    # -- message actions ------------------------------------------------------------------------------
+    @on(PromptInput.Swipe)
+    async def swipe_last(self, event: PromptInput.Swipe) -> None:
+        last = self._last_reply()
+        if last is not None:
+            await self.swipe(last.id, event.step, may_generate=True)
+
+    @on(PromptInput.ToMessages)
+    def to_messages(self) -> None:
+        views = self._views()
+        if views:
+            views[-1].focus()
+
+    async def swipe(self, message_id: str, step: int, *, may_generate: bool = False) -> None:
+        if self.generating:
+            return
+        if self.session.swipe(message_id, step):
+            m = self.session.chat.find(message_id)
+            view = self._view_of(message_id)
+            if view is not None:
+                await view.show(self.session.display_text(m),
+                                swipe=(m.swipe_id or 0, len(m.swipes or [m.text])))
+            self.refresh_preview()
+        elif step > 0 and may_generate:
+            self.start("swipe", [None])
+
+    @on(MessageView.Action)
+    async def message_action(self, event: MessageView.Action) -> None:
+        if event.action == "leave":
+            self.query_one(PromptInput).focus()
+            return
+        if self.generating:
+            self.notify("Wait for the reply to finish (Esc stops it).", severity="warning")
+            return
+        mid = event.message_id
+        if event.action == "swipe":
+            last = self._last_reply()
+            await self.swipe(mid, event.step, may_generate=last is not None and last.id == mid)
+        elif event.action == "delete":
+            self.session.delete(mid)
+            view = self._view_of(mid)
+            if view is not None:
+                await view.remove()
+            self.query_one(PromptInput).focus()
+            self.refresh_preview()
+        elif event.action == "edit":
+            m = self.session.chat.find(mid)
+
+            async def edited(text: str | None) -> None:
+                if text is None or text == m.text:
+                    return
+                self.session.edit(mid, text)
+                view = self._view_of(mid)
+                if view is not None:
+                    await view.show(self.session.display_text(m), swipe=view.swipe)
+                self.refresh_preview()
+
+            self.app.push_screen(EditScreen(f"Edit {m.name or m.role}'s message", m.text), edited)
+
+    @on(RosterList.ToggleMute)
+    def toggle_mute(self, event: RosterList.ToggleMute) -> None:
+        self.toggle_mute_named(event.member)
+
+    def toggle_mute_named(self, member: str) -> None:
+        """Mute or unmute a group member for this chat (saved in the chat file)."""
+        muted = member in self.session.muted
+        self.session.set_muted(member, not muted)
+        self._update_roster()
+        self.refresh_preview()
+        self.notify(f"{member} {'can speak again' if muted else 'is muted'}.")
+
+
+def _first_line(text: str, width: int = 70) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"

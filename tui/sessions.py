@@ -1,0 +1,77 @@
+"""What a chat is opened from (cards or a roster, persona, preset) and opening it as a ChatSession.
+
+Without an explicit chat file the app resumes the character's (or group's) latest chat, or starts
+a new one under the user data folder; either way the file exists and is saved as soon as it opens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from rp_context.cards import load_card, load_roster
+from rp_context.paths import default_card_path
+from rp_context.session import ChatSession
+
+from .config import Settings, latest_chat, new_chat_path
+
+__all__ = ["ChatSpec", "cast_name", "open_session"]
+
+
+@dataclass(frozen=True)
+class ChatSpec:
+    """Which chat to open: cards (one, or several for a join group) or a roster, and its setup."""
+
+    cards: tuple[str, ...] = ()
+    roster: str | None = None
+    persona: str | None = None
+    """None: the settings' persona."""
+    preset: str | None = None
+    """None: the settings' preset (else the default bundle)."""
+    budget: str | None = None
+    chat: Path | None = None
+    """A chat file to open; None: the latest chat of this cast, or a new one."""
+    server: str | None = None
+    reserve: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def with_cards(self) -> ChatSpec:
+        """The spec with the sample card filled in when it names nobody."""
+        if self.cards or self.roster:
+            return self
+        return replace(self, cards=(str(default_card_path()),))
+
+
+def cast_name(spec: ChatSpec) -> str:
+    """The name chats of this cast are filed under: the roster's name, else the cards' names."""
+    if spec.roster:
+        return load_roster(spec.roster).roster.name
+    names = [load_card(c).card.data.name or Path(c).stem for c in spec.cards]
+    return ", ".join(names)
+
+
+def open_session(spec: ChatSpec, settings: Settings, *, backend: Any = None, counter: Any = None,
+                 fresh: bool = False) -> ChatSession:
+    """Open the chat `spec` names with `settings` (model, context, GPU layers); `fresh` starts a
+    new chat file even when an older one exists. Raises RPContextError on any bad input."""
+    spec = spec.with_cards()
+    chat = spec.chat
+    if chat is None:
+        name = cast_name(spec)
+        chat = (None if fresh else latest_chat(name)) or new_chat_path(name)
+    return ChatSession.open(
+        cards=list(spec.cards),
+        roster=spec.roster,
+        persona=spec.persona or settings.persona,
+        chat_path=chat,
+        preset=spec.preset or settings.preset,
+        budget=spec.budget,
+        model=settings.model,
+        n_ctx=settings.context,
+        reserve=spec.reserve,
+        n_gpu_layers=settings.n_gpu_layers,
+        server=spec.server,
+        backend=backend,
+        counter=counter,
+    )
