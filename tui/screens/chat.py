@@ -198,7 +198,7 @@ class ChatScreen(Screen[None]):
                 self._turn = turn
                 view = call(self._begin, turn)
                 buf: list[str] = []
-                last = time.monotonic()
+                last = 0.0  # the first piece shows at once; later ones are coalesced
                 for piece in turn:
                     buf.append(piece)
                     if worker.is_cancelled:
