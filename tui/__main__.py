@@ -28,6 +28,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from pydantic import ValidationError
+
     from rp_context.errors import RPContextError
 
     from .config import load_settings
@@ -46,8 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RPContextError as exc:
         print(f"rp-chat: error: {exc}", file=sys.stderr)
         return 2
-    except ValueError as exc:  # a bad --context / --n-gpu-layers value
-        print(f"rp-chat: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+    except ValidationError as exc:  # a bad --context / --n-gpu-layers value
+        err = exc.errors()[0]
+        flag = {"context": "--context", "n_gpu_layers": "--n-gpu-layers"}.get(str(err["loc"][0]), "")
+        print(f"rp-chat: error: {flag or err['loc'][0]}: {err['msg']}", file=sys.stderr)
         return 2
     from .app import RPChatApp
 

@@ -346,13 +346,14 @@ class ChatScreen(Screen[None]):
                                         hint="The others stay as swipes of the first message."), chosen)
 
     def action_inspector(self) -> None:
+        """The prompt of the last turn; before the first turn, the prompt the next one will send."""
         fitted = self.session.last_fitted
-        preview = fitted is None or (self.preview is not None and not self.generating)
-        shown = self.preview if preview and self.preview is not None else fitted
+        preview = fitted is None
+        shown = self.preview if preview else fitted
         if shown is None:
             self.notify("No prompt yet.")
             return
-        self.app.push_screen(InspectorScreen(shown, self.session.last_metrics, preview=shown is self.preview))
+        self.app.push_screen(InspectorScreen(shown, self.session.last_metrics, preview=preview))
 
     def action_toggle_panel(self) -> None:
         side = self.query_one("#side")
