@@ -39,8 +39,8 @@ def _summary(fitted: Any, metrics: Any, preview: bool) -> Text:
     r = fitted.report
     t = Text()
     t.append("Next prompt (not sent yet)" if preview else "Last prompt", style="bold")
-    t.append(f" · {r.tokens:,} tokens of {r.budget:,} budget (n_ctx {r.n_ctx:,}, reserve {r.reserve:,})"
-             f" · tokenizer {r.tokenizer} ({r.tokenizer_name})")
+    t.append(f" · {r.tokens:,} tokens of {r.budget:,} budget (n_ctx {r.n_ctx:,}, reserve {r.reserve:,})\n"
+             f"tokenizer: {r.tokenizer} ({r.tokenizer_name})")
     if r.reused_prefix is not None:
         t.append(f" · {r.reused_prefix:,} tokens shared with the previous prompt")
     if metrics is not None and metrics.reused_tokens is not None:
