@@ -22,10 +22,17 @@ fi
 if ! "$VENV/bin/python" -c 'import llama_cpp' 2>/dev/null; then
   echo "==> installing llama-cpp-python: the first time this compiles llama.cpp (about 6 minutes"
   echo "    on 2 cores; the wheel is cached after). Build progress follows."
-  # pip -v prints the cmake build; keep only its [ NN%] progress lines so progress is visible.
+  # pip -v prints the build (ninja's "[N/M] <command>" lines, or make's "[ NN%]" lines); keep
+  # only a short progress line per compiled file, so progress is visible but not noisy.
   "$VENV/bin/python" -m pip install -v 'llama-cpp-python>=0.3.16' 2>&1 \
-    | grep --line-buffered -E '^\s*\[ *[0-9]+%\]|Successfully|Using cached|ERROR|error:' \
-    | sed -u -E 's/^\s*(\[ *[0-9]+%\]) (Building|Linking) ([A-Z]+ )?[a-z ]*([^ ]*\/)?([^/ ]+).*/    \1 \2 \5/' || true
+    | awk '
+        /^[[:space:]]*\[[0-9]+\/[0-9]+\]/ {
+          f = ""; for (i = 2; i <= NF; i++) if ($i == "-o") f = $(i + 1)
+          sub(/.*\//, "", f); print "    " $1 " " f; fflush(); next
+        }
+        /^[[:space:]]*\[ *[0-9]+%\]/ { print "    " $0; fflush(); next }
+        /Successfully installed|Using cached|ERROR|[Ee]rror:/ { print "  " $0; fflush() }
+      ' || true
   "$VENV/bin/python" -c 'import llama_cpp' || { echo "llama-cpp-python failed to install" >&2; exit 1; }
 fi
 
