@@ -1,6 +1,6 @@
 """Snapshots of the main screens (update with `pytest tests/tui --snapshot-update` after a reviewed
 change). The scripted backend and the tiktoken counter make every figure on screen repeatable; the
-user data folder is a fixed path so the paths shown do not change from run to run."""
+user data folder is a fixed path and the clock is frozen, so nothing changes from run to run."""
 
 from __future__ import annotations
 
@@ -22,6 +22,10 @@ def fixed_home(monkeypatch: pytest.MonkeyPatch) -> Path:
     home = Path(tempfile.gettempdir()) / "rp-chat-snapshot-home"
     shutil.rmtree(home, ignore_errors=True)
     monkeypatch.setenv("RP_CONTEXT_HOME", str(home))
+    # A group's speaker pick is seeded by the chat's creation time: freeze the clock.
+    frozen = "June 19, 2023 2:20pm"
+    monkeypatch.setattr("rp_context.chat.st_timestamp", lambda when=None: frozen)
+    monkeypatch.setattr("rp_context.session.st_timestamp", lambda when=None: frozen)
     return home
 
 
