@@ -1,0 +1,61 @@
+"""Continue, impersonate and depth injections: the tail of the prompt as SillyTavern builds it."""
+
+from __future__ import annotations
+
+from rp_context.assemble import AssemblySettings, AuthorNote, assemble
+from rp_context.cards import Card, Persona
+from rp_context.chat import Chat, ChatHeader, ChatMessage
+from rp_context.presets.library import load_preset
+
+
+def _card() -> Card:
+    return Card.model_validate({"spec": "chara_card_v2", "spec_version": "2.0", "data": {
+        "name": "Wren", "description": "A keeper.", "extensions": {
+            "depth_prompt": {"prompt": "{{char}} never leaves the light.", "depth": 1, "role": "system"}}}})
+
+
+def _chat() -> Chat:
+    return Chat(header=ChatHeader(user_name="Tess", character_name="Wren", create_date="2026-01-01@10h00m00s"),
+                messages=[ChatMessage(id="0", name="Wren", role="assistant", text="Evening."),
+                          ChatMessage(id="1", name="Tess", role="user", text="Hello."),
+                          ChatMessage(id="2", name="Wren", role="assistant", text="Sit down, I")])
+
+
+def _assemble(mode="normal", **kw):
+    return assemble(cards=[_card()], chat=_chat(), instruct=load_preset("chatml", "instruct"),
+                    context=load_preset("minimal", "context"), sysprompt=load_preset("blank", "sysprompt"),
+                    mode=mode, **kw)
+
+
+def test_continue_leaves_the_last_message_open() -> None:
+    text = _assemble("continue").text
+    assert text.endswith("<|im_start|>assistant\nSit down, I")
+    assert text.count("<|im_start|>assistant\n") == 2
+
+
+def test_impersonate_ends_with_the_users_header() -> None:
+    text = _assemble("impersonate").text
+    assert text.endswith("Sit down, I<|im_end|>\n<|im_start|>user\n")
+
+
+def test_depth_injections_merge_per_depth_and_role_in_key_order() -> None:
+    persona = Persona(name="Tess", description="Tess is a sailor.", position="at_depth", depth=1, role="system")
+    settings = AssemblySettings(author_note=AuthorNote(text="[Keep it short.]", depth=1, role="system"))
+    prompt = _assemble(settings=settings, persona=persona)
+    text = prompt.text
+    # one system turn one message from the end: author's note, then the card's note, then the persona
+    block = "<|im_start|>system\n[Keep it short.]\nWren never leaves the light.\nTess is a sailor.<|im_end|>\n"
+    assert block in text
+    assert text.index(block) < text.index("Sit down, I") and text.index(block) > text.index("Hello.")
+    ids = [s.id for s in prompt.segments]
+    assert ids.index("author_note") < ids.index("depth_prompt:Wren") < ids.index("persona_depth")
+
+
+def test_author_note_interval() -> None:
+    settings = AssemblySettings(author_note=AuthorNote(text="[Note]", depth=0, interval=2))
+    assert "[Note]" not in _assemble(settings=settings).text  # one user message: 1 % 2 != 0
+    chat = _chat()
+    chat.messages.append(ChatMessage(id="3", name="Tess", role="user", text="Well?"))
+    text = assemble(cards=[_card()], chat=chat, instruct=load_preset("chatml", "instruct"),
+                    context=load_preset("minimal", "context"), settings=settings).text
+    assert "[Note]" in text
