@@ -119,3 +119,20 @@ async def test_importing_a_sillytavern_preset(make_app: Any, reference_dir: Path
         await pilot.pause()
         assert "exists already" in str(app.screen.query_one("#import-error", Static).render())
         assert written[0].read_bytes() == before
+
+
+def test_mutes_are_kept_with_the_chat(tiktoken_counter: Any, cards_dir: Path, tmp_path: Path) -> None:
+    from rp_context.session import ChatSession
+
+    roster = cards_dir / "skerry-light.roster.yaml"
+    chat = tmp_path / "skerry.jsonl"
+    first = ChatSession.open(roster=roster, chat_path=chat, backend=ScriptedBackend([]),
+                             counter=tiktoken_counter)
+    assert first.muted == []
+    first.set_muted("Tobias Marrow")
+    again = ChatSession.open(roster=roster, chat_path=chat, backend=ScriptedBackend([]),
+                             counter=tiktoken_counter)
+    assert again.muted == ["Tobias Marrow"]
+    again.set_muted("Tobias Marrow", False)
+    assert ChatSession.open(roster=roster, chat_path=chat, backend=ScriptedBackend([]),
+                            counter=tiktoken_counter).muted == []
