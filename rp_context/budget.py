@@ -216,7 +216,14 @@ def fit_prompt(
     # Evict the fewest whole chunks (oldest first) that make the history fit.
     start = 0
     available = budget - fixed_now
-    if history_tokens(chunks) > available:
+    # Chunks whose content alone (every tier's lower bound) overflows cannot be kept: skip past
+    # them without re-tiering and re-counting the whole history once per chunk.
+    floors = [sum(overhead.floor_tokens(t) for t in ch) for ch in chunks]
+    rest = sum(floors)
+    if rest > available or history_tokens(chunks) > available:
+        while start < len(chunks) and rest > available:
+            rest -= floors[start]
+            start += 1
         while start < len(chunks) and history_tokens(chunks[start:]) > available:
             start += 1
         reductions.append("eviction")
@@ -409,7 +416,7 @@ def _apply_tiers(chunks: list[list[_Turn]], bands: tuple[float, float, float], w
     for cell, tier in groups:
         for t in cell:
             for s in t.segments:
-                if not s.pinned:
+                if not s.pinned and s.tier != tier:  # pydantic setattr is slow; most tiers stay
                     s.tier = tier
 
 
@@ -503,6 +510,10 @@ class _TurnOverhead:
     def segment_tokens(self, s: Segment) -> int:
         return self.counts.count(s.text, s.special) if s.text else 0
 
+    def floor_tokens(self, t: _Turn) -> int:
+        """A lower bound of `turn_tokens` at any tier: the segments' own text, without markers."""
+        return sum(self.segment_tokens(s) for s in t.segments)
+
     def turn_tokens(self, t: _Turn) -> int:
         content = 0
         for s in t.segments:
@@ -566,8 +577,10 @@ def _report(*, final_segments: list[Segment], flat: FlatPrompt, ids: list[int], 
             continue
         n = counts.count(span.part.text, span.part.special)
         seg = by_id.get(span.segment or "")
+        # plain text the template adds around a segment (a `Name: ` label) is structure too
         if seg is not None and not span.part.special and seg.kind not in (SegmentKind.STRUCTURE,
-                                                                           SegmentKind.GENERATION_HEADER):
+                                                                           SegmentKind.GENERATION_HEADER) \
+                and span.part.text in seg.text:
             content_tokens += n
         key = span.segment or "structure"
         seg_tokens[key] = seg_tokens.get(key, 0) + n
