@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .segments import Segment, SegmentKind, Tier
-from .templates.model import InstructTemplate, Message, c_trim
+from .templates.model import InstructTemplate, Message
 from .templates.render import render_instruct
 from .tokens import TextPart
 
@@ -295,7 +295,3 @@ def _impersonate_header(
     text = (seq.rstrip() if t.wrap else seq) + sep
     return [Span(TextPart(text, True, -1), header.id)] if text else []
 
-
-def trimmed_equal(a: str, b: str) -> bool:
-    """Whether two texts are equal up to llama.cpp-style trimming (used by tests)."""
-    return c_trim(a) == c_trim(b)
