@@ -350,13 +350,13 @@ def _turns(history: list[Segment], *, batching: bool, consolidation: bool) -> li
                 if k:
                     new.append(Segment(id=f"{block}:sep{k}", kind=SegmentKind.STRUCTURE, role=role,
                                        text="\n", block=block))
-                s2 = s.model_copy(update={"block": block, "role": role,
-                                          "extra": {**s.extra, "orig_role": s.role or ""}})
+                update = {"block": block, "role": role, "extra": {**s.extra, "orig_role": s.role or ""}}
                 if s.name and s.kind == SegmentKind.CHAT_MESSAGE:
                     new.append(Segment(id=f"{s.id}:name", kind=SegmentKind.STRUCTURE, role=role,
                                        text=f"{s.name}: ", block=block, message_id=None))
-                    s2 = s2.model_copy(update={"name": None, "extra": {**s2.extra, "speaker": s.name}})
-                new.append(s2)
+                    update["name"] = None
+                    update["extra"]["speaker"] = s.name
+                new.append(s.model_copy(update=update))  # one copy per segment: this runs per turn
             t.segments = new
     return turns
 
