@@ -86,7 +86,7 @@ def run_policy(label: str, policy: str, shift: bool, args: argparse.Namespace, t
             if args.verbose:
                 print(f"    {label} turn {k:2d}: prompt {row['prompt']:4d} evaluated {row['evaluated']:4d} "
                       f"new {row['new']:3d} shifted {row['shifted']:4d} eval {row['eval_s']:.3f}s "
-                      f"TTFT {row['ttft']:.3f}s generated {row['generated']} build {build_s * 1000:.0f}ms")
+                      f"TTFT {row['ttft']:.3f}s generated {row['generated']} build {build_s * 1000:.0f}ms", flush=True)
     finally:
         backend.close()
     return {"rows": rows, "start": n0}
@@ -118,7 +118,7 @@ def main() -> int:
         print(f"  {name:24s} median TTFT {median([r['ttft'] for r in rows]):.3f} s, median evaluated "
               f"{median([r['evaluated'] for r in rows]):.0f} (max {max(r['evaluated'] for r in rows)}), "
               f"median new {median([r['new'] for r in rows]):.0f}, median prompt {median([r['prompt'] for r in rows]):.0f}"
-              f", started at {out['start']} messages, wall {wall:.0f} s")
+              f", started at {out['start']} messages, wall {wall:.0f} s", flush=True)
     ttft_a = median([r["ttft"] for r in runs["a"]])
     ttft_b = median([r["ttft"] for r in runs["b"]])
     ratio = ttft_a / ttft_b if ttft_b else float("inf")

@@ -26,7 +26,7 @@ from _common import (
     next_speaker,
     prefix_chat,
     target_line,
-    timed,
+    timed_cpu,
 )
 
 from rp_context.pipeline import build_prompt, load_setup
@@ -80,6 +80,7 @@ def main() -> int:
 
     # ours: successive turns, each with two more messages, the previous ids for the report
     times: list[float] = []
+    cpu: list[float] = []
     previous = None
     first_s = 0.0
     fitted = None
@@ -87,20 +88,22 @@ def main() -> int:
         n = args.messages + 2 * k
         c = prefix_chat(chat, n)
         speaker = next_speaker(chat, n, names)
-        fitted, s = timed(lambda c=c, speaker=speaker, previous=previous: build_prompt(
+        fitted, s, cs = timed_cpu(lambda c=c, speaker=speaker, previous=previous: build_prompt(
             cast, c, setup, tok, n_ctx=args.n_ctx, reserve=args.reserve, speaker=speaker,
             previous_ids=previous))
         if k == 0:
             first_s = s  # cold: every segment counted once; not part of the median
         else:
             times.append(s)
+            cpu.append(cs)
         assert len(fitted.ids) <= budget and fitted.report.tokens == len(fitted.ids)
         previous = fitted.ids
     assert fitted is not None
     r = fitted.report
     ours_ms = median(times) * 1000
-    print(f"  ours : median {ours_ms:.1f} ms/turn over {turns} turns (min {min(times) * 1000:.1f}, "
-          f"max {max(times) * 1000:.1f}); first turn, cold caches: {first_s * 1000:.0f} ms")
+    ours_cpu = median(cpu) * 1000
+    print(f"  ours : median {ours_ms:.1f} ms/turn wall, {ours_cpu:.1f} ms CPU, over {turns} turns (wall min "
+          f"{min(times) * 1000:.1f}, max {max(times) * 1000:.1f}); first turn, cold caches: {first_s * 1000:.0f} ms")
     print(f"         last prompt {r.tokens} tokens ({r.tokenizer}), {len(r.dropped)} messages evicted, "
           f"reductions {', '.join(r.reductions)}, reused prefix {r.reused_prefix}")
 
@@ -112,27 +115,31 @@ def main() -> int:
             and s.message_id is None and s.text]
     system = "\n".join(head)
     naive_times: list[float] = []
+    naive_cpu: list[float] = []
     tokenize_only: list[float] = []
     naive_len = 0
     for k in range(1, naive_turns + 1):
         n = args.messages + 2 * k
         history = [Message(m.role, f"{m.name}: {m.text}" if m.name else m.text)
                    for m in chat.messages[:n]]
-        ids, s = timed(lambda history=history: naive_prompt(jinja, tok, system, history, budget))
+        ids, s, cs = timed_cpu(lambda history=history: naive_prompt(jinja, tok, system, history, budget))
         naive_times.append(s)
+        naive_cpu.append(cs)
         naive_len = len(ids)
         text = jinja.render_text([Message("system", system), *history])
-        _, t_tok = timed(lambda text=text: tok.tokenize(text, special=True))
+        _, _, t_tok = timed_cpu(lambda text=text: tok.tokenize(text, special=True))
         tokenize_only.append(t_tok)
     naive_ms = median(naive_times) * 1000
+    naive_cpu_ms = median(naive_cpu) * 1000
     tok_ms = median(tokenize_only) * 1000
-    print(f"  naive: median {naive_ms:.0f} ms/turn over {naive_turns} turns (last prompt {naive_len} tokens); "
-          f"tokenizing the whole rendered history alone: {tok_ms:.0f} ms")
-    ratio = naive_ms / ours_ms
-    print(target_line("median build time per turn", f"{ours_ms:.1f} ms", f"<= {TARGET_MS:.0f} ms",
-                      ours_ms <= TARGET_MS))
-    print(target_line("speed-up over the naive way", f"{ratio:.1f}x (vs tokenize-only floor "
-                      f"{tok_ms / ours_ms:.1f}x)", f">= {TARGET_RATIO:.0f}x", ratio >= TARGET_RATIO))
+    print(f"  naive: median {naive_ms:.0f} ms/turn wall, {naive_cpu_ms:.0f} ms CPU, over {naive_turns} turns "
+          f"(last prompt {naive_len} tokens); tokenizing the whole rendered history alone: {tok_ms:.0f} ms CPU")
+    print(target_line("median build time per turn", f"{ours_ms:.1f} ms wall, {ours_cpu:.1f} ms CPU",
+                      f"<= {TARGET_MS:.0f} ms", ours_ms <= TARGET_MS))
+    ratio = naive_cpu_ms / ours_cpu
+    print(target_line("speed-up over the naive way (CPU time)", f"{ratio:.1f}x (wall {naive_ms / ours_ms:.1f}x; "
+                      f"vs tokenizing alone {tok_ms / ours_cpu:.1f}x)", f">= {TARGET_RATIO:.0f}x",
+                      ratio >= TARGET_RATIO))
     return 0
 
 
