@@ -60,7 +60,7 @@ def reload(tmp_path: Path):
 
 
 def test_new_chat_starts_from_the_greeting_and_is_saved(repo_dir, tmp_path) -> None:
-    s = open_session(repo_dir, tmp_path, [])
+    open_session(repo_dir, tmp_path, [])
     saved = reload(tmp_path)
     assert [m.role for m in saved.messages] == ["assistant"]
     assert saved.messages[0].text.startswith("*The kettle screams.")
