@@ -23,8 +23,10 @@ from statistics import mean
 
 from _common import (
     USER,
+    group_cast,
     make_chat,
     model_and_tokenizer,
+    next_speaker,
     prefix_chat,
     solo_cast,
     stable_prefix_tokens,
@@ -41,10 +43,9 @@ TARGET_REEVAL = 2.0
 
 def simulate(policy: str, args: argparse.Namespace, turns: int) -> dict[str, float]:
     _, tok = model_and_tokenizer(args.model)
-    cast = solo_cast()
-    name = cast.names[0]
+    cast = group_cast() if args.group else solo_cast()
     setup = load_setup(budget=policy)
-    chat = make_chat(args.start + 2 * turns, [name], seed=11)
+    chat = make_chat(args.start + 2 * turns, cast.names, seed=11, narrator_every=9 if args.group else 0)
     kept = 0
     reeval: list[int] = []
     new: list[int] = []
@@ -55,7 +56,7 @@ def simulate(policy: str, args: argparse.Namespace, turns: int) -> dict[str, flo
     for k in range(turns + 1):
         n = args.start + 2 * k
         fitted = build_prompt(cast, prefix_chat(chat, n), setup, tok, n_ctx=args.n_ctx, reserve=args.reserve,
-                              previous_ids=prev.ids if prev else None)
+                              speaker=next_speaker(chat, n, cast.names), previous_ids=prev.ids if prev else None)
         ids = fitted.ids
         assert len(ids) <= args.n_ctx - args.reserve
         if prev is not None:
@@ -92,9 +93,11 @@ def main() -> int:
     ap.add_argument("--reserve", type=int, default=256)
     ap.add_argument("--model", default=None)
     ap.add_argument("--verbose", action="store_true", help="print every turn that loses the prefix")
+    ap.add_argument("--group", action="store_true", help="the five-character group (with narrator lines) instead")
     args = ap.parse_args()
     turns = args.turns or (60 if args.quick else 300)
-    print(f"cache stability: {turns} turns, one-on-one with {USER}, window {args.n_ctx}, reserve {args.reserve}")
+    who = "five-character group" if args.group else "one-on-one"
+    print(f"cache stability: {turns} turns, {who} with {USER}, window {args.n_ctx}, reserve {args.reserve}")
     rows = {}
     for policy in ("cache-stable", "sillytavern"):
         r = simulate(policy, args, turns)
