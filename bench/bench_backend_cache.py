@@ -119,6 +119,10 @@ def main() -> int:
               f"{median([r['evaluated'] for r in rows]):.0f} (max {max(r['evaluated'] for r in rows)}), "
               f"median new {median([r['new'] for r in rows]):.0f}, median prompt {median([r['prompt'] for r in rows]):.0f}"
               f", started at {out['start']} messages, wall {wall:.0f} s", flush=True)
+        full = sum(1 for r in rows if r["evaluated"] > r["prompt"] / 2)
+        print(f"  {'':24s} mean TTFT {sum(r['ttft'] for r in rows) / len(rows):.3f} s, mean evaluated "
+              f"{sum(r['evaluated'] for r in rows) / len(rows):.0f}; {full} of {len(rows)} turns re-evaluated "
+              f"more than half the prompt", flush=True)
     ttft_a = median([r["ttft"] for r in runs["a"]])
     ttft_b = median([r["ttft"] for r in runs["b"]])
     ratio = ttft_a / ttft_b if ttft_b else float("inf")
