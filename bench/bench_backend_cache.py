@@ -14,7 +14,8 @@ come from `build_prompt` with the real budget policies; each policy gets a fresh
 as re-rendered, the user's message, the generation header): the least any cache evaluates.
 
 Run: python bench/bench_backend_cache.py [--quick] [--verbose]. Targets: (b) median time to
-first token >= 5x lower than (a); (c) evaluates no more than the new tokens on every turn.
+first token >= 5x lower than (a); (c) evaluates no more than the new tokens on every turn after
+the first (which starts from an empty cache under every policy and is printed apart).
 """
 
 from __future__ import annotations
@@ -128,10 +129,13 @@ def main() -> int:
     ratio = ttft_a / ttft_b if ttft_b else float("inf")
     print(target_line("(b) median TTFT vs (a)", f"{ratio:.1f}x lower ({ttft_b:.3f} s vs {ttft_a:.3f} s)",
                       f">= {TARGET_TTFT_RATIO:.0f}x", ratio >= TARGET_TTFT_RATIO))
-    over = [(k, r["evaluated"], r["new"]) for k, r in enumerate(runs["c"]) if r["evaluated"] > r["new"]]
+    # turn 0 starts from an empty cache under every policy: it is reported, not judged
+    warm = list(enumerate(runs["c"]))[1:]
+    over = [(k, r["evaluated"], r["new"]) for k, r in warm if r["evaluated"] > r["new"]]
     shifted = sum(1 for r in runs["c"] if r["shifted"])
-    print(target_line("(c) evaluated <= new tokens on every turn",
-                      f"{len(runs['c']) - len(over)}/{len(runs['c'])} turns, {shifted} shifts"
+    print(f"  (c) turn 0, empty cache: evaluated {runs['c'][0]['evaluated']} of {runs['c'][0]['prompt']} tokens")
+    print(target_line("(c) evaluated <= new tokens on every warm turn",
+                      f"{len(warm) - len(over)}/{len(warm)} turns, {shifted} shifts"
                       + (f"; over on turns {', '.join(f'{k} ({e} > {n})' for k, e, n in over)}" if over else ""),
                       "every turn", not over))
     return 0
