@@ -166,13 +166,20 @@ def fit_prompt(
     base = fixed_tokens + (example_tokens if policy.examples != "never" else 0)
     batched: list[str] = []
     consolidated: list[str] = []
+    # When the history's text alone overflows, batching cannot make it fit and consolidation will
+    # be tried: group the batches (for the report) without building their segments yet.
+    consolidating = policy.consolidation and not fits(
+        base + sum(overhead.segment_tokens(s) for s in history))
+    batch_turns: list[_Turn] | None = None
     if not fits(base + full_tokens) and policy.batching and assembled.group:
-        turns = _turns(history, batching=True, consolidation=False)
-        batched = [mid for t in turns if len(t.message_ids) > 1 for mid in t.message_ids]
+        batch_turns = _turns(history, batching=True, consolidation=False, materialize=not consolidating)
+        batched = [mid for t in batch_turns if len(t.message_ids) > 1 for mid in t.message_ids]
         if batched:
             reductions.append("batching")
-        full_tokens = sum(overhead.turn_tokens(t) for t in turns)
-    if not fits(base + full_tokens) and policy.consolidation:
+        if not consolidating:
+            turns = batch_turns
+            full_tokens = sum(overhead.turn_tokens(t) for t in turns)
+    if (consolidating or not fits(base + full_tokens)) and policy.consolidation:
         new_turns = _turns(history, batching=policy.batching and assembled.group, consolidation=True)
         merged = [mid for t in new_turns for mid in t.message_ids
                   if any(s.extra.get("orig_role") == "system" for s in t.segments)]
@@ -180,6 +187,9 @@ def fit_prompt(
             turns = new_turns
             consolidated = merged
             reductions.append("consolidation")
+        elif batch_turns is not None and consolidating:
+            turns = _turns(history, batching=True, consolidation=False)
+            full_tokens = sum(overhead.turn_tokens(t) for t in turns)
             full_tokens = sum(overhead.turn_tokens(t) for t in turns)
     for t in turns:
         t.tokens = overhead.turn_tokens(t)
@@ -318,8 +328,12 @@ def _split(segs: list[Segment]) -> tuple[list[Segment], list[Segment], list[Segm
     return segs[:first_hist], segs[first_hist:tail_start], segs[tail_start:]
 
 
-def _turns(history: list[Segment], *, batching: bool, consolidation: bool) -> list[_Turn]:
-    """Group history segments into units: one per message, per injection block, or per batch."""
+def _turns(history: list[Segment], *, batching: bool, consolidation: bool, materialize: bool = True) -> list[_Turn]:
+    """Group history segments into units: one per message, per injection block, or per batch.
+
+    `materialize=False` only groups (the units' message ids are right, their segments are not
+    yet relabelled into one block).
+    """
     turns: list[_Turn] = []
     for seg in history:
         last = turns[-1] if turns else None
@@ -340,6 +354,8 @@ def _turns(history: list[Segment], *, batching: bool, consolidation: bool) -> li
                 last.segments.append(seg)
                 continue
         turns.append(_Turn([seg]))
+    if not materialize:
+        return turns
     # batch / consolidate: give multi-message units a shared block and assistant role
     for t in turns:
         if len(t.segments) > 1 and all(s.kind == SegmentKind.CHAT_MESSAGE for s in t.segments):
