@@ -27,7 +27,7 @@ from .errors import RPContextError
 from .flatten import FlatPrompt, Mode, flatten
 from .macros import MacroContext, expand_macros
 from .presets.models import ContextPreset, SysPromptPreset
-from .segments import Segment, SegmentKind
+from .segments import Segment, SegmentKind, Tier
 from .storystring import story_string_pieces
 from .templates.model import InstructTemplate
 
@@ -495,13 +495,38 @@ def _example_segment(b: int, text: str, role: Role | None, name: str | None, own
                    extra={"example_block": str(b)})
 
 
+@dataclass(frozen=True, slots=True)
+class _Scan:
+    """A message as world info scans it: its author and its text after macros."""
+
+    name: str
+    text: str
+
+
+_SEGMENTS: dict[tuple[str, str, str | None, str], Segment] = {}
+"""Message segments by (id, text, name, role): reused across turns, never modified after assembly."""
+
+
 def _message_segment(m: ChatMessage, text: str, user: str) -> Segment:
     role: Role = m.role if m.role in ("user", "assistant", "system") else "assistant"  # type: ignore[assignment]
     name = m.name or (user if role == "user" else None)
     if role == "system":
         name = None
-    return Segment(id=f"msg:{m.id}", kind=SegmentKind.CHAT_MESSAGE, role=role, name=name, text=text,
-                   source=f"chat:{m.id}", message_id=m.id)
+    key = (m.id, text, name, role)
+    seg = _SEGMENTS.get(key)
+    if seg is None:
+        if len(_SEGMENTS) > 100_000:
+            _SEGMENTS.clear()
+        seg = _SEGMENTS[key] = _new_message_segment(m, text, role, name)
+    return seg
+
+
+def _new_message_segment(m: ChatMessage, text: str, role: Role, name: str | None) -> Segment:
+    # built without validation: this runs for every message of the chat on every turn
+    return Segment.model_construct(
+        id=f"msg:{m.id}", kind=SegmentKind.CHAT_MESSAGE, role=role, name=name, text=text,
+        special=False, pinned=False, tier=Tier.FULL, source=f"chat:{m.id}", message_id=m.id,
+        block=None, depth=None, extra={})
 
 
 def _card_books(cards: Sequence[Card], roster: GroupRoster | None, speaker: str,
@@ -517,12 +542,8 @@ def _activate_lore(books: Sequence[Lorebook], visible: Sequence[ChatMessage], te
     from . import worldinfo
     from .tokens import TiktokenCounter
 
-    @dataclass
-    class _Scan:
-        name: str
-        text: str
-
-    scan = [_Scan(m.name, texts[m.id]) for m in visible]
+    # The chat messages themselves, except where macros changed a message's text.
+    scan = [m if texts[m.id] is m.text else _Scan(m.name, texts[m.id]) for m in visible]
     return worldinfo.activate_world_info(
         books,
         scan,
@@ -613,6 +634,9 @@ def _splice(history: list[Segment], injections: list[_Injection], *, continuing:
     """SillyTavern `doChatInject`: one merged turn per (depth, role), assistant/user/system top-down."""
     if not injections:
         return history
+    # Only the newest messages can receive injections: splice into that tail, keep the rest.
+    keep = max(0, len(history) - (max(i.depth for i in injections) + 2))
+    older, history = history[:keep], history[keep:]
     newest_first: list[list[Segment]] = [[seg] for seg in reversed(history)]
     inserted = 0
     for depth in sorted({i.depth for i in injections}):
@@ -634,4 +658,4 @@ def _splice(history: list[Segment], injections: list[_Injection], *, continuing:
                 at += 1
             newest_first.insert(min(at, len(newest_first)), segs)
             inserted += 1
-    return [seg for unit in reversed(newest_first) for seg in unit]
+    return older + [seg for unit in reversed(newest_first) for seg in unit]

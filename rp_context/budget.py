@@ -90,16 +90,40 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return i
 
 
-@dataclass
+@dataclass(eq=False)
 class _Turn:
-    """One history unit the budget manager keeps or evicts as a whole."""
+    """One history unit kept or evicted as a whole: a message, an injection block, or a batch.
 
-    segments: list[Segment]
-    tokens: int = 0
+    `segs` are the assembled segments, never modified; token costs per tier are precomputed so
+    the eviction search is arithmetic, not re-rendering.
+    """
+
+    segs: list[Segment]
+    role: str
+    batched: bool = False
+    content: int = 0
+    """Tokens of the segments' own text."""
+    labels: int = 0
+    """Tokens of the `Name: ` labels the messages carry."""
+    markers: int = 0
+    """Tokens of the turn's template markers (its role's sequences)."""
+    pinned: bool = False
 
     @property
     def message_ids(self) -> list[str]:
-        return [s.message_id for s in self.segments if s.message_id]
+        return [s.message_id for s in self.segs if s.message_id]
+
+    def tokens(self, tier: Tier) -> int:
+        n = len(self.segs)
+        if tier is _FULL:
+            return self.content + self.labels + self.markers + (n - 1 if self.batched else 0)
+        if tier is _MARKERS:
+            return self.content + self.labels + n
+        return self.content + n
+
+    @property
+    def full(self) -> int:
+        return self.content + self.labels + self.markers + (len(self.segs) - 1 if self.batched else 0)
 
 
 @dataclass
@@ -107,14 +131,17 @@ class _Counts:
     """Per-text token counts, cached across turns so a new turn costs what changed."""
 
     counter: TokenCounter
-    cache: dict[tuple[str, bool], int] = field(default_factory=dict)
+    plain: dict[str, int] = field(default_factory=dict)
+    special: dict[str, int] = field(default_factory=dict)
 
     def count(self, text: str, special: bool = False) -> int:
-        key = (text, special)
-        n = self.cache.get(key)
+        cache = self.special if special else self.plain
+        n = cache.get(text)
         if n is None:
             n = self.counter.count(text, special=special)
-            self.cache[key] = n
+            if len(cache) > 200_000:
+                cache.clear()
+            cache[text] = n
         return n
 
 
@@ -147,132 +174,144 @@ def fit_prompt(
     if budget <= 0:
         raise BudgetError(f"reserve {reserve} leaves no room in a {n_ctx}-token window")
     counts = _counts_for(counter)
-    segs = [s.model_copy() for s in assembled.segments]
-    overhead = _TurnOverhead(assembled, counts)
+    cost = _Costs(assembled, counts)
 
-    head, history, tail = _split(segs)
+    head, history, tail = _split(assembled.segments)
     examples = [s for s in head if s.kind == SegmentKind.EXAMPLE_DIALOGUE and not s.pinned]
-    fixed_tokens = sum(overhead.segment_tokens(s) for s in head if s not in examples)
-    fixed_tokens += sum(overhead.segment_tokens(s) for s in tail) + overhead.header
-    example_tokens = sum(overhead.segment_tokens(s) for s in examples)
-
-    reductions: list[str] = []
-    turns = _turns(history, batching=False, consolidation=False)
-    full_tokens = sum(overhead.turn_tokens(t) for t in turns)
+    example_ids = {id(s) for s in examples}
+    fixed_tokens = sum(cost.text(s) for s in head if id(s) not in example_ids)
+    fixed_tokens += sum(cost.text(s) for s in tail) + cost.header
+    fixed_tokens += cost.markers["system"] if any(s.role == "system" for s in head) else 0
+    example_tokens = sum(cost.text(s) for s in examples)
+    if fixed_tokens > budget:
+        raise BudgetError(_overflow_message(budget, fixed_tokens), _section_breakdown(head + tail, cost))
 
     def fits(total: int) -> bool:
         return total <= budget
 
+    def total_of(turns: list[_Turn]) -> int:
+        return sum(t.full for t in turns)
+
     base = fixed_tokens + (example_tokens if policy.examples != "never" else 0)
+    reductions: list[str] = []
     batched: list[str] = []
     consolidated: list[str] = []
-    # When the history's text alone overflows, batching cannot make it fit and consolidation will
-    # be tried: group the batches (for the report) without building their segments yet.
-    consolidating = policy.consolidation and not fits(
-        base + sum(overhead.segment_tokens(s) for s in history))
-    batch_turns: list[_Turn] | None = None
-    if not fits(base + full_tokens) and policy.batching and assembled.group:
-        batch_turns = _turns(history, batching=True, consolidation=False, materialize=not consolidating)
-        batched = [mid for t in batch_turns if len(t.message_ids) > 1 for mid in t.message_ids]
+    cost.prepare(history)
+    full_tokens = _plain_total(history, cost)
+    content_tokens = sum(cost.texts)
+    turns: list[_Turn] | None = None
+    # Batching alone is tried only when it could make the history fit (its text alone fits);
+    # a long chat goes straight to batching with consolidation, one grouping pass.
+    if not fits(base + full_tokens) and policy.batching and assembled.group and (
+        not policy.consolidation or fits(base + content_tokens)
+    ):
+        grouped = _group(history, cost, batching=True, consolidation=False)
+        batched = [mid for t in grouped if t.batched for mid in t.message_ids]
         if batched:
+            turns, full_tokens = grouped, total_of(grouped)
             reductions.append("batching")
-        if not consolidating:
-            turns = batch_turns
-            full_tokens = sum(overhead.turn_tokens(t) for t in turns)
-    if (consolidating or not fits(base + full_tokens)) and policy.consolidation:
-        new_turns = _turns(history, batching=policy.batching and assembled.group, consolidation=True)
-        merged = [mid for t in new_turns for mid in t.message_ids
-                  if any(s.extra.get("orig_role") == "system" for s in t.segments)]
-        if merged:
-            turns = new_turns
-            consolidated = merged
-            reductions.append("consolidation")
-        elif batch_turns is not None and consolidating:
-            turns = _turns(history, batching=True, consolidation=False)
-            full_tokens = sum(overhead.turn_tokens(t) for t in turns)
-            full_tokens = sum(overhead.turn_tokens(t) for t in turns)
-    for t in turns:
-        t.tokens = overhead.turn_tokens(t)
+    if not fits(base + full_tokens) and policy.consolidation:
+        grouped = _group(history, cost, batching=policy.batching and assembled.group, consolidation=True)
+        merged = [mid for t in grouped if t.batched and any(s.role == "system" for s in t.segs)
+                  for mid in t.message_ids]
+        if merged or (policy.batching and assembled.group and not batched):
+            batched = [mid for t in grouped if t.batched and all(s.role != "system" for s in t.segs)
+                       for mid in t.message_ids] or batched
+            turns, full_tokens = grouped, total_of(grouped)
+            if batched and "batching" not in reductions:
+                reductions.append("batching")
+            if merged:
+                consolidated = merged
+                reductions.append("consolidation")
+    if turns is None:
+        turns = _group(history, cost, batching=False, consolidation=False)
 
     # Chunk grid from the oldest turn: fixed as the chat grows, so eviction points are stable.
     # A chunk is (1 - low_water) of the budget: evicting one takes the prompt from the high-water
     # mark (the budget) down to about the low-water mark, and it takes that many new tokens
     # before the next eviction. Between evictions the prompt only grows at its end.
-    chunk_tokens = max(1, int(budget * (1.0 - policy.low_water)))
     chunked = policy.eviction == "chunked"
+    chunk_tokens = max(1, int(budget * (1.0 - policy.low_water)))
     chunks = _chunks(turns, chunk_tokens) if chunked else [[t] for t in turns]
-    window_chunks = max(1, round(1.0 / max(1e-6, 1.0 - policy.low_water))) if chunked else 0
-
+    window = max(1, round(1.0 / max(1e-6, 1.0 - policy.low_water))) if chunked else 0
     stripping = policy.stripping and not fits(base + full_tokens)
-    examples_dropped: list[str] = []
     drop_examples = policy.examples == "never" or (
         policy.examples == "threshold" and not fits(base + full_tokens)
     )
+    fixed_now = fixed_tokens if (drop_examples or policy.examples == "gradual") else fixed_tokens + example_tokens
+    if fixed_now > budget:  # examples "keep" that cannot fit: the examples go, the rest stays
+        fixed_now, drop_examples = fixed_tokens, True
 
-    def history_tokens(kept_chunks: list[list[_Turn]]) -> int:
-        if stripping:
-            _apply_tiers(kept_chunks, policy.strip_bands, window_chunks)
-        return sum(overhead.turn_tokens(t) for ch in kept_chunks for t in ch)
+    def tiers_for(kept: list[list[_Turn]]) -> dict[int, Tier]:
+        return _tiers(kept, policy.strip_bands, window) if stripping else {}
 
-    fixed_now = fixed_tokens + (0 if drop_examples else example_tokens)
-    if policy.examples == "gradual":
-        fixed_now = fixed_tokens
-    if fixed_now > budget and policy.examples not in ("keep",):
-        fixed_now = fixed_tokens
-        drop_examples = True
-    if fixed_tokens > budget:
-        raise BudgetError(_overflow_message(budget, fixed_tokens), _section_breakdown(head + tail, overhead))
+    def history_tokens(kept: list[list[_Turn]], tiers: dict[int, Tier]) -> int:
+        if not tiers:
+            return sum(t.full for ch in kept for t in ch)
+        return sum(t.tokens(tiers.get(id(t), _FULL)) for ch in kept for t in ch)
 
-    # Evict the fewest whole chunks (oldest first) that make the history fit.
-    start = 0
+    # Evict the fewest whole chunks (oldest first) that make the history fit. Stripping only
+    # lowers a chunk's cost, so without it the sums are enough; with it, re-tier per candidate.
     available = budget - fixed_now
-    # Chunks whose content alone (every tier's lower bound) overflows cannot be kept: skip past
-    # them without re-tiering and re-counting the whole history once per chunk.
-    floors = [sum(overhead.floor_tokens(t) for t in ch) for ch in chunks]
-    rest = sum(floors)
-    if rest > available or history_tokens(chunks) > available:
-        while start < len(chunks) and rest > available:
-            rest -= floors[start]
+    sizes = [sum(t.full for t in ch) for ch in chunks]
+    floors = [sum(t.content + len(t.segs) for t in ch) for ch in chunks]
+    start = 0
+    rest_full, rest_floor = sum(sizes), sum(floors)
+    if rest_full > available:
+        while start < len(chunks) and rest_floor > available:
+            rest_full -= sizes[start]
+            rest_floor -= floors[start]
             start += 1
-        while start < len(chunks) and history_tokens(chunks[start:]) > available:
-            start += 1
+        if stripping:
+            while start < len(chunks) and history_tokens(chunks[start:], tiers_for(chunks[start:])) > available:
+                start += 1
+        else:
+            while start < len(chunks) and rest_full > available:
+                rest_full -= sizes[start]
+                start += 1
         reductions.append("eviction")
     if stripping:
         reductions.append("stripping")
-
     kept_chunks = chunks[start:]
-    evicted = [t for ch in chunks[:start] for t in ch]
-    history_now = history_tokens(kept_chunks)
+    evicted = [t for ch in chunks[:start] for t in ch if not t.pinned]
+    # Pinned turns (injections deeper than the kept history) are never evicted: they stay, at
+    # the top of what is kept, as SillyTavern leaves them.
+    stranded = [t for ch in chunks[:start] for t in ch if t.pinned]
+    if stranded:
+        kept_chunks = [stranded, *kept_chunks]
+    tiers = tiers_for(kept_chunks)
+    history_now = history_tokens(kept_chunks, tiers)
 
     # Examples: gradual push-out fills what history left over, dropping from the last block.
-    kept_examples = list(examples)
-    if drop_examples:
-        kept_examples = []
-    elif policy.examples == "gradual":
+    kept_examples = [] if drop_examples else list(examples)
+    if not drop_examples and policy.examples == "gradual":
         room = budget - fixed_tokens - history_now
         kept_examples = []
-        for ex_block in _example_blocks(examples):
-            cost = sum(overhead.segment_tokens(s) for s in ex_block)
-            if cost > room:
+        for block in _example_blocks(examples):
+            block_cost = sum(cost.text(s) for s in block)
+            if block_cost > room:
                 break
-            kept_examples.extend(ex_block)
-            room -= cost
+            kept_examples.extend(block)
+            room -= block_cost
+    examples_dropped: list[str] = []
     if len(kept_examples) < len(examples):
-        examples_dropped = sorted({s.extra.get("example_block", s.id) for s in examples if s not in kept_examples})
-        reductions.insert(0 if not reductions else len(reductions) - ("eviction" in reductions), "examples")
+        kept_set = {id(s) for s in kept_examples}
+        examples_dropped = sorted({s.extra.get("example_block", s.id) for s in examples if id(s) not in kept_set})
+        reductions.append("examples")
 
     # Build, then check the exact count; evict one more chunk while it is over (estimates drift).
     while True:
-        final = _compose(assembled, head, tail, kept_examples, kept_chunks)
-        flat = final.flatten()
+        final = _compose(head, tail, kept_examples, kept_chunks, tiers)
+        flat = _flatten(assembled, final)
         ids = _token_ids(flat, counter, assembled, add_bos)
         if len(ids) <= budget:
             break
-        if kept_chunks:
-            evicted.extend(kept_chunks[0])
-            kept_chunks = kept_chunks[1:]
-            if stripping:
-                _apply_tiers(kept_chunks, policy.strip_bands, window_chunks)
+        if any(not t.pinned for ch in kept_chunks for t in ch):
+            first = next(i for i, ch in enumerate(kept_chunks) if any(not t.pinned for t in ch))
+            evicted.extend(t for t in kept_chunks[first] if not t.pinned)
+            keep = [t for t in kept_chunks[first] if t.pinned]
+            kept_chunks = [*kept_chunks[:first], *([keep] if keep else []), *kept_chunks[first + 1:]]
+            tiers = tiers_for(kept_chunks)
             if "eviction" not in reductions:
                 reductions.append("eviction")
             continue
@@ -282,14 +321,12 @@ def fit_prompt(
             if "examples" not in reductions:
                 reductions.append("examples")
             continue
-        raise BudgetError(
-            _overflow_message(budget, len(ids)), _section_breakdown(head + tail, overhead)
-        )
+        raise BudgetError(_overflow_message(budget, len(ids)), _section_breakdown(head + tail, cost))
 
     canonical = ["batching", "consolidation", "stripping", "examples", "eviction"]
     reductions = [r for r in canonical if r in reductions]
     report = _report(
-        final_segments=final.segments,
+        final_segments=final,
         flat=flat,
         ids=ids,
         counter=counter,
@@ -305,17 +342,21 @@ def fit_prompt(
         assembled=assembled,
         previous_ids=previous_ids,
     )
-    pinned_prefix = _pinned_prefix(flat, final.segments, counter)
-    return FittedPrompt(segments=final.segments, flat=flat, ids=ids, report=report,
+    pinned_prefix = _pinned_prefix(flat, final, counts)
+    return FittedPrompt(segments=final, flat=flat, ids=ids, report=report,
                         assembled=assembled, pinned_prefix=pinned_prefix)
 
 
 # --------------------------------------------------------------------------------------------
+_HISTORY_KINDS = (SegmentKind.CHAT_MESSAGE, SegmentKind.AUTHOR_NOTE, SegmentKind.DEPTH_INJECTION)
+_MESSAGE = SegmentKind.CHAT_MESSAGE  # enum attribute lookups are slow in hot loops
+_FULL, _MARKERS, _CONTENT = Tier.FULL, Tier.MARKERS, Tier.CONTENT
+
+
 def _split(segs: list[Segment]) -> tuple[list[Segment], list[Segment], list[Segment]]:
     """Head (story, examples, chat start), history (messages and injections), tail (PHI, header)."""
     first_hist = next(
-        (i for i, s in enumerate(segs) if s.kind in (SegmentKind.CHAT_MESSAGE, SegmentKind.AUTHOR_NOTE,
-                                                     SegmentKind.DEPTH_INJECTION)
+        (i for i, s in enumerate(segs) if s.kind in _HISTORY_KINDS
          or (s.kind == SegmentKind.STRUCTURE and (s.block or "").startswith("inject:"))),
         None,
     )
@@ -328,53 +369,59 @@ def _split(segs: list[Segment]) -> tuple[list[Segment], list[Segment], list[Segm
     return segs[:first_hist], segs[first_hist:tail_start], segs[tail_start:]
 
 
-def _turns(history: list[Segment], *, batching: bool, consolidation: bool, materialize: bool = True) -> list[_Turn]:
-    """Group history segments into units: one per message, per injection block, or per batch.
+def _group(history: list[Segment], cost: _Costs, *, batching: bool, consolidation: bool) -> list[_Turn]:
+    """Group history segments into turns: one per message or injection block, or per batch.
 
-    `materialize=False` only groups (the units' message ids are right, their segments are not
-    yet relabelled into one block).
+    batching: consecutive character replies share a turn; consolidation: narrator (system)
+    messages join the character replies next to them.
     """
     turns: list[_Turn] = []
-    for seg in history:
-        last = turns[-1] if turns else None
-        if seg.block is not None and last is not None and last.segments[-1].block == seg.block:
-            last.segments.append(seg)
+    last: _Turn | None = None
+    last_roles: set[str] = set()
+    last_msgs = False
+    texts, labels = cost.texts, cost.labels
+    for i, seg in enumerate(history):
+        if seg.block is not None and last is not None and last.segs[-1].block == seg.block:
+            last.segs.append(seg)
+            last.content += texts[i]
             continue
-        is_msg = seg.kind == SegmentKind.CHAT_MESSAGE
-        if last is not None and is_msg and all(s.kind == SegmentKind.CHAT_MESSAGE for s in last.segments):
-            roles = {s.role for s in last.segments}
+        is_msg = seg.kind is _MESSAGE
+        if last is not None and is_msg and last_msgs:
             merge = False
             if seg.role == "assistant":
-                merge = (batching and "assistant" in roles and roles <= {"assistant", "system"}) or (
-                    consolidation and roles == {"system"}
-                )
+                merge = (batching and "assistant" in last_roles and last_roles <= {"assistant", "system"}) or (
+                    consolidation and last_roles == {"system"})
             elif seg.role == "system":
-                merge = consolidation and roles <= {"assistant", "system"}
+                merge = consolidation and last_roles <= {"assistant", "system"}
             if merge:
-                last.segments.append(seg)
+                last.segs.append(seg)
+                last.batched = True
+                last.content += texts[i]
+                last.labels += labels[i]
+                last_roles.add(seg.role or "system")
+                if "assistant" in last_roles and last.role != "assistant":
+                    last.role = "assistant"
+                    last.markers = cost.markers["assistant"]
                 continue
-        turns.append(_Turn([seg]))
-    if not materialize:
-        return turns
-    # batch / consolidate: give multi-message units a shared block and assistant role
-    for t in turns:
-        if len(t.segments) > 1 and all(s.kind == SegmentKind.CHAT_MESSAGE for s in t.segments):
-            block = f"batch:{t.segments[0].id}"
-            role = "assistant" if any(s.role == "assistant" for s in t.segments) else t.segments[0].role
-            new: list[Segment] = []
-            for k, s in enumerate(t.segments):
-                if k:
-                    new.append(Segment(id=f"{block}:sep{k}", kind=SegmentKind.STRUCTURE, role=role,
-                                       text="\n", block=block))
-                update = {"block": block, "role": role, "extra": {**s.extra, "orig_role": s.role or ""}}
-                if s.name and s.kind == SegmentKind.CHAT_MESSAGE:
-                    new.append(Segment(id=f"{s.id}:name", kind=SegmentKind.STRUCTURE, role=role,
-                                       text=f"{s.name}: ", block=block, message_id=None))
-                    update["name"] = None
-                    update["extra"]["speaker"] = s.name
-                new.append(s.model_copy(update=update))  # one copy per segment: this runs per turn
-            t.segments = new
+        role = seg.role or "system"
+        last = _Turn([seg], role, content=texts[i], labels=labels[i],
+                     markers=cost.markers.get(role, 0), pinned=seg.pinned)
+        turns.append(last)
+        last_roles = {role}
+        last_msgs = is_msg
     return turns
+
+
+def _plain_total(history: list[Segment], cost: _Costs) -> int:
+    """The history's full-structure cost, one turn per message or block, without building turns."""
+    total = sum(cost.texts) + sum(cost.labels)
+    markers = cost.markers
+    last_block: str | None = None
+    for s in history:
+        if s.block is None or s.block != last_block:
+            total += markers.get(s.role or "system", 0)
+        last_block = s.block
+    return total
 
 
 def _chunks(turns: list[_Turn], chunk_tokens: int) -> list[list[_Turn]]:
@@ -385,55 +432,50 @@ def _chunks(turns: list[_Turn], chunk_tokens: int) -> list[list[_Turn]]:
             chunks.append([])
             size = 0
         chunks[-1].append(t)
-        size += t.tokens
+        size += t.full
     return chunks
 
 
-def _apply_tiers(chunks: list[list[_Turn]], bands: tuple[float, float, float], window: int) -> None:
-    """Oldest band: content only; middle: markers only; recent: full (pinned segments stay full).
+def _tiers(chunks: list[list[_Turn]], bands: tuple[float, float, float], window: int) -> dict[int, Tier]:
+    """Oldest band: content only; middle: markers only; recent: full (pinned turns stay full).
 
     With chunked eviction the stripped region is the oldest kept chunks, at most `window - 2` of
     them (the chunks that are already complete when an eviction happens), split content/markers
     by the bands' shares in quarter-chunks; newer chunks stay full. Positions count from the
     oldest kept chunk, which only moves when a chunk is evicted, so a turn's tier changes with
-    evictions and never in between. A window of two chunks (low_water 0.5) therefore never strips. With per-message eviction the bands are
-    shares of the kept turns.
+    evictions and never in between; a window of two chunks (low_water 0.5) therefore never
+    strips. With per-message eviction the bands are shares of the kept turns.
     """
+    out: dict[int, Tier] = {}
     if not chunks:
-        return
+        return out
     stripped_share = bands[0] + bands[1]
+    groups: list[tuple[list[_Turn], Tier]]
     if window:
-        # Only chunks that are complete when an eviction happens may be stripped (positions up to
-        # window - 2), so tiers change together with evictions and never in between.
-        n_stripped = min(round(window * stripped_share + 1e-9), window - 2, len(chunks) - 1)
-        n_stripped = max(0, n_stripped)
+        n_stripped = max(0, min(round(window * stripped_share + 1e-9), window - 2, len(chunks) - 1))
         cells: list[list[_Turn]] = []
         for chunk in chunks[:n_stripped]:
-            size = max(1, sum(t.tokens for t in chunk) // 4)
+            size = max(1, sum(t.tokens(Tier.FULL) for t in chunk) // 4)
             acc, first = 0, len(cells)
             for t in chunk:
                 if len(cells) == first or (acc >= size and len(cells) - first < 4):
                     cells.append([])
                     acc = 0
                 cells[-1].append(t)
-                acc += t.tokens
+                acc += t.tokens(Tier.FULL)
         n_content = round(len(cells) * (bands[0] / stripped_share if stripped_share else 0) + 1e-9)
-        tiers = [Tier.CONTENT if i < n_content else Tier.MARKERS for i in range(len(cells))]
-        rest = [t for chunk in chunks[n_stripped:] for t in chunk]
-        groups = [*zip(cells, tiers, strict=True), (rest, Tier.FULL)]
+        groups = [(cell, Tier.CONTENT if i < n_content else Tier.MARKERS) for i, cell in enumerate(cells)]
     else:
         n = len(chunks)
         n_content = math.floor(n * bands[0])
         n_markers = math.floor(n * stripped_share) - n_content
-        groups = [
-            (cell, Tier.CONTENT if i < n_content else Tier.MARKERS if i < n_content + n_markers else Tier.FULL)
-            for i, cell in enumerate(chunks)
-        ]
+        groups = [(cell, Tier.CONTENT if i < n_content else Tier.MARKERS)
+                  for i, cell in enumerate(chunks[: n_content + n_markers])]
     for cell, tier in groups:
         for t in cell:
-            for s in t.segments:
-                if not s.pinned and s.tier != tier:  # pydantic setattr is slow; most tiers stay
-                    s.tier = tier
+            if not t.pinned and all(s.kind == SegmentKind.CHAT_MESSAGE for s in t.segs):
+                out[id(t)] = tier
+    return out
 
 
 def _example_blocks(examples: list[Segment]) -> list[list[Segment]]:
@@ -448,29 +490,33 @@ def _example_blocks(examples: list[Segment]) -> list[list[Segment]]:
     return blocks
 
 
-@dataclass
-class _Composed:
-    segments: list[Segment]
-    assembled: AssembledPrompt
-
-    def flatten(self) -> FlatPrompt:
-        a = self.assembled
-        clone = AssembledPrompt(
-            segments=self.segments, template=a.template, user=a.user, char=a.char, group=a.group,
-            members=a.members, mode=a.mode, stop=a.stop, lore=a.lore,
-        )
-        return clone.flatten()
+def _structure(sid: str, text: str, role: str, block: str) -> Segment:
+    return Segment.model_construct(id=sid, kind=SegmentKind.STRUCTURE, role=role, name=None, text=text,
+                                   special=False, pinned=False, tier=Tier.FULL, source="", message_id=None,
+                                   block=block, depth=None, extra={})
 
 
-def _compose(assembled: AssembledPrompt, head: list[Segment], tail: list[Segment],
-             kept_examples: list[Segment], kept_chunks: list[list[_Turn]]) -> _Composed:
+def _batch(t: _Turn) -> list[Segment]:
+    """A batched turn: one block, each message on its own line as `Name: text`."""
+    block = f"batch:{t.segs[0].id}"
+    role = t.role
     out: list[Segment] = []
+    for k, s in enumerate(t.segs):
+        if k:
+            out.append(_structure(f"{block}:sep{k}", "\n", role, block))
+        if s.name:
+            out.append(_structure(f"{s.id}:name", f"{s.name}: ", role, block))
+        out.append(s.model_copy(update={"block": block, "role": role, "name": None,
+                                        "extra": {**s.extra, "orig_role": s.role or "", "speaker": s.name or ""}}))
+    return out
+
+
+def _compose(head: list[Segment], tail: list[Segment], kept_examples: list[Segment],
+             kept_chunks: list[list[_Turn]], tiers: dict[int, Tier]) -> list[Segment]:
+    """The final segment list: head, kept history (stripped bands as one system turn each), tail."""
     keep_ex = {id(s) for s in kept_examples}
-    for s in head:
-        if s.kind == SegmentKind.EXAMPLE_DIALOGUE and not s.pinned and id(s) not in keep_ex:
-            continue
-        out.append(s)
-    # Stripped bands render as one system turn each: markers keep `Name:` labels, content none.
+    out: list[Segment] = [s for s in head if not (
+        s.kind == SegmentKind.EXAMPLE_DIALOGUE and not s.pinned and id(s) not in keep_ex)]
     band: list[Segment] = []
     band_tier: Tier | None = None
 
@@ -480,34 +526,38 @@ def _compose(assembled: AssembledPrompt, head: list[Segment], tail: list[Segment
             block = f"strip:{band_tier.value}:{band[0].id}"
             for k, s in enumerate(band):
                 if k:
-                    out.append(Segment(id=f"{block}:sep{k}", kind=SegmentKind.STRUCTURE, role="system",
-                                       text="\n", block=block))
+                    out.append(_structure(f"{block}:sep{k}", "\n", "system", block))
                 out.append(s.model_copy(update={"block": block, "role": "system"}))
         band, band_tier = [], None
 
     for chunk in kept_chunks:
         for t in chunk:
-            for s in t.segments:
-                tier = s.tier if s.kind == SegmentKind.CHAT_MESSAGE or s.tier != Tier.FULL else Tier.FULL
-                if tier in (Tier.MARKERS, Tier.CONTENT) and not s.pinned:
-                    if band_tier is not None and band_tier != tier:
-                        close_band()
-                    band_tier = tier
-                    if s.kind == SegmentKind.STRUCTURE:
-                        continue  # batch labels and separators: the band writes its own
-                    name = (s.name or s.extra.get("speaker")) if tier == Tier.MARKERS else None
+            tier = tiers.get(id(t), Tier.FULL)
+            if tier != Tier.FULL:
+                if band_tier is not None and band_tier != tier:
+                    close_band()
+                band_tier = tier
+                for s in t.segs:
+                    name = s.name if tier == Tier.MARKERS else None
                     text = f"{name}: {s.text}" if name else s.text
-                    band.append(s.model_copy(update={"text": text, "name": None}))
-                    continue
-                close_band()
-                out.append(s)
+                    band.append(s.model_copy(update={"text": text, "name": None, "tier": tier}))
+                continue
+            close_band()
+            out.extend(_batch(t) if t.batched else t.segs)
     close_band()
     out.extend(tail)
-    return _Composed(out, assembled)
+    return out
 
 
-class _TurnOverhead:
-    """Estimated tokens per segment and turn: content counts cached by text, markers per role."""
+def _flatten(assembled: AssembledPrompt, segments: list[Segment]) -> FlatPrompt:
+    a = assembled
+    clone = AssembledPrompt(segments=segments, template=a.template, user=a.user, char=a.char,
+                            group=a.group, members=a.members, mode=a.mode, stop=a.stop, lore=a.lore)
+    return clone.flatten()
+
+
+class _Costs:
+    """Estimated tokens: content counts cached by text, markers per role, `Name: ` labels."""
 
     def __init__(self, assembled: AssembledPrompt, counts: _Counts) -> None:
         self.counts = counts
@@ -522,32 +572,32 @@ class _TurnOverhead:
             self.markers[role] = counts.count(text, True) + (counts.count(t.block_prefix, True) if t.block_prefix else 0)
         header = t.last_output_sequence or t.output_sequence
         self.header = counts.count(header + " " + assembled.char + ":", True)
+        self._labels: dict[str, int] = {}
+        self.texts: list[int] = []
+        self.labels: list[int] = []
 
-    def segment_tokens(self, s: Segment) -> int:
+    def prepare(self, history: list[Segment]) -> None:
+        """Count every history segment once (cached by text across turns)."""
+        self.texts = [self.text(s) for s in history]
+        self.labels = [self.label(s) for s in history]
+
+    def text(self, s: Segment) -> int:
         return self.counts.count(s.text, s.special) if s.text else 0
 
-    def floor_tokens(self, t: _Turn) -> int:
-        """A lower bound of `turn_tokens` at any tier: the segments' own text, without markers."""
-        return sum(self.segment_tokens(s) for s in t.segments)
-
-    def turn_tokens(self, t: _Turn) -> int:
-        content = 0
-        for s in t.segments:
-            content += self.segment_tokens(s)
-            if s.name and s.tier == Tier.FULL:
-                content += self.counts.count(f"{s.name}: ", False)
-        head = t.segments[0]
-        if head.tier == Tier.CONTENT:
-            return content + 1
-        return content + self.markers.get(head.role or "system", 0)
+    def label(self, s: Segment) -> int:
+        if not s.name or s.kind != SegmentKind.CHAT_MESSAGE:
+            return 0
+        n = self._labels.get(s.name)
+        if n is None:
+            n = self._labels[s.name] = self.counts.count(f"{s.name}: ", False)
+        return n
 
 
 def _token_ids(flat: FlatPrompt, counter: TokenCounter, assembled: AssembledPrompt,
                add_bos: bool | None) -> list[int]:
     from .templates.render import token_ids
 
-    ids = token_ids(flat.parts, counter, bos_token=assembled.template.bos_token)
-    return ids
+    return token_ids(flat.parts, counter, bos_token=assembled.template.bos_token)
 
 
 def _overflow_message(budget: int, tokens: int) -> str:
@@ -557,27 +607,28 @@ def _overflow_message(budget: int, tokens: int) -> str:
     )
 
 
-def _section_breakdown(segs: list[Segment], overhead: _TurnOverhead) -> dict[str, int]:
+def _section_breakdown(segs: list[Segment], cost: _Costs) -> dict[str, int]:
     out: dict[str, int] = {}
     for s in segs:
         sec = SECTION_OF.get(s.kind, Section.STRUCTURE).value
-        out[sec] = out.get(sec, 0) + overhead.segment_tokens(s)
+        out[sec] = out.get(sec, 0) + cost.text(s)
     return out
 
 
-def _pinned_prefix(flat: FlatPrompt, segments: list[Segment], counter: TokenCounter) -> int:
-    """Tokens of the prompt's static front: everything before the first history segment."""
-    first_hist = next((s.id for s in segments if s.kind in (SegmentKind.CHAT_MESSAGE,
-                                                            SegmentKind.DEPTH_INJECTION,
-                                                            SegmentKind.AUTHOR_NOTE)), None)
+def _pinned_prefix(flat: FlatPrompt, segments: list[Segment], counts: _Counts) -> int:
+    """Tokens of the prompt's static front: everything before the first history segment.
+
+    Counted by text through the cache: the front is the same text turn after turn.
+    """
+    first_hist = next((s.id for s in segments if s.kind in _HISTORY_KINDS), None)
     if first_hist is None:
         return 0
-    parts = []
+    text: list[str] = []
     for span in flat.spans:
         if span.segment == first_hist:
             break
-        parts.append(span.part)
-    return len(counter.tokenize_parts(parts))
+        text.append(span.part.text)
+    return counts.count("".join(text), True)
 
 
 def _report(*, final_segments: list[Segment], flat: FlatPrompt, ids: list[int], counter: TokenCounter,
@@ -588,29 +639,31 @@ def _report(*, final_segments: list[Segment], flat: FlatPrompt, ids: list[int], 
     by_id = {s.id: s for s in final_segments}
     seg_tokens: dict[str, int] = {}
     content_tokens = 0
-    for span in flat.spans:
-        if not span.part.text:
-            continue
-        n = counts.count(span.part.text, span.part.special)
-        seg = by_id.get(span.segment or "")
-        # plain text the template adds around a segment (a `Name: ` label) is structure too
-        if seg is not None and not span.part.special and seg.kind not in (SegmentKind.STRUCTURE,
-                                                                           SegmentKind.GENERATION_HEADER) \
-                and span.part.text in seg.text:
-            content_tokens += n
-        key = span.segment or "structure"
-        seg_tokens[key] = seg_tokens.get(key, 0) + n
-    total = len(ids)
-    # attribute the rounding difference between per-span counts and the exact total to structure
-    structure = max(0, total - content_tokens)
     kinds: dict[str, int] = {}
     sections: dict[str, int] = {}
-    for sid, n in seg_tokens.items():
-        seg = by_id.get(sid)
-        kind = seg.kind if seg is not None else SegmentKind.STRUCTURE
+    not_content = (SegmentKind.STRUCTURE, SegmentKind.GENERATION_HEADER)
+    for span in flat.spans:
+        text = span.part.text
+        if not text:
+            continue
+        n = counts.count(text, span.part.special)
+        seg = by_id.get(span.segment or "")
+        key = span.segment or "structure"
+        seg_tokens[key] = seg_tokens.get(key, 0) + n
+        # Content is the segment's own text; template markers, and plain text the template adds
+        # around it (a `Name: ` label), are structure. A context preset's own text counts as
+        # the system section.
+        is_content = (seg is not None and not span.part.special and seg.kind not in not_content
+                      and text in seg.text)
+        if is_content:
+            content_tokens += n
+        kind = seg.kind if seg is not None and (is_content or seg.kind is SegmentKind.STORY_STRING) \
+            else SegmentKind.STRUCTURE
         kinds[kind.value] = kinds.get(kind.value, 0) + n
         sec = SECTION_OF.get(kind, Section.STRUCTURE).value
         sections[sec] = sections.get(sec, 0) + n
+    total = len(ids)
+    structure = max(0, total - content_tokens)
     # Per-span counts differ slightly from one pass over the whole text (BPE merges across span
     # boundaries): book the difference on the largest kind so the parts add up to the exact total.
     drift = total - sum(seg_tokens.values())
@@ -619,6 +672,7 @@ def _report(*, final_segments: list[Segment], flat: FlatPrompt, ids: list[int], 
         kinds[big_kind] += drift
         big_sec = SECTION_OF.get(SegmentKind(big_kind), Section.STRUCTURE).value
         sections[big_sec] = sections.get(big_sec, 0) + drift
+    sections = {k: v for k, v in sections.items() if v}
     stripped = {s.message_id: s.tier.value for s in final_segments
                 if s.message_id and s.tier in (Tier.MARKERS, Tier.CONTENT)}
     dropped = [mid for t in evicted for mid in t.message_ids]
@@ -637,7 +691,8 @@ def _report(*, final_segments: list[Segment], flat: FlatPrompt, ids: list[int], 
     for d in getattr(assembled.lore, "decisions", []) or []:
         row = d.model_dump(mode="json") if hasattr(d, "model_dump") else dict(getattr(d, "__dict__", {}))
         lore_rows.append(row)
-    return BudgetReport(
+    # built without re-validating thousands of segment rows we just made
+    return BudgetReport.model_construct(
         n_ctx=n_ctx,
         reserve=reserve,
         budget=budget,
