@@ -67,6 +67,12 @@ class AssemblySettings(BaseModel):
     """False is SillyTavern's "never include examples" (`{{mesExamples}}` still renders)."""
     world_info: Any = None
     """`rp_context.worldinfo.WorldInfoSettings`, or None for its defaults."""
+    keyword_lore: Literal["story", "tail"] = "story"
+    """Where world-info entries activated by keywords go when their position is before/after the
+    card: "story" (SillyTavern: in the story string, at the top) or "tail" (a system turn just
+    before the newest message). Entries that come and go turn by turn at the top of the prompt
+    make llama.cpp re-read everything after them; in the tail they cost only themselves.
+    Constant entries stay in the story string either way."""
 
 
 @dataclass
@@ -294,8 +300,16 @@ def assemble(
 
     # --- story string ---------------------------------------------------------------------------
     segments: list[Segment] = []
-    wi_before = _joined(getattr(lore, "before", []) if lore else [])
-    wi_after = _joined(getattr(lore, "after", []) if lore else [])
+    lore_before = list(getattr(lore, "before", []) if lore else [])
+    lore_after = list(getattr(lore, "after", []) if lore else [])
+    moved: list[Any] = []
+    if lore is not None and settings.keyword_lore == "tail":
+        stable = _stable_lore_keys(lore)
+        moved = [e for e in (*lore_before, *lore_after) if e.key not in stable]
+        lore_before = [e for e in lore_before if e.key in stable]
+        lore_after = [e for e in lore_after if e.key in stable]
+    wi_before = _joined(lore_before)
+    wi_after = _joined(lore_after)
     examples = [] if not settings.include_examples else _example_blocks(fields, lore)
     mes_examples_raw = "".join(f"<START>\n{b}\n" for _, b in examples)
     params = {
@@ -406,6 +420,11 @@ def assemble(
         card=card, cards=cards, roster=roster, by_name=by_name, speaker=speaker, persona=persona,
         settings=settings, visible=visible, lore=lore, ctx=ctx(card_frozen, char=speaker),
     )
+    for e in moved:  # keyword lore in the tail: one system turn before the newest message
+        injections.append(_Injection(1, "system", f"customDepthWI-1-0:{e.order:09.2f}", Segment(
+            id=f"lore:{e.book}:{e.uid}", kind=SegmentKind.WORLD_INFO_BEFORE
+            if e in getattr(lore, "before", []) else SegmentKind.WORLD_INFO_AFTER,
+            role="system", text=e.content.strip(), source=f"lore:{e.book}:{e.uid}", depth=1)))
     history = _splice(history, injections, continuing=mode == "continue")
     if phi_text:
         phi = Segment(id="post_history", kind=SegmentKind.POST_HISTORY, role="user", text=phi_text,
@@ -441,6 +460,13 @@ def assemble(
 
 
 # --------------------------------------------------------------------------------------------
+def _stable_lore_keys(lore: Any) -> set[str]:
+    """Entries that fire whatever the chat says (constant, `@@activate`): safe at the top."""
+    return {d.key for d in getattr(lore, "decisions", []) or []
+            if d.status == "fired" and d.matched_key is None
+            and (d.reason.startswith("constant") or d.reason.startswith("@@activate"))}
+
+
 def _joined(entries: Sequence[Any]) -> str:
     return "\n".join(e.content for e in entries if getattr(e, "content", ""))
 

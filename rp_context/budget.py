@@ -357,7 +357,7 @@ def _split(segs: list[Segment]) -> tuple[list[Segment], list[Segment], list[Segm
     """Head (story, examples, chat start), history (messages and injections), tail (PHI, header)."""
     first_hist = next(
         (i for i, s in enumerate(segs) if s.kind in _HISTORY_KINDS
-         or (s.kind == SegmentKind.STRUCTURE and (s.block or "").startswith("inject:"))),
+         or (s.block or "").startswith("inject:")),
         None,
     )
     tail_start = next(

@@ -165,6 +165,8 @@ def build_prompt(
     previous_ids: Sequence[int] | None = None,
 ) -> FittedPrompt:
     """Assemble and fit the prompt for the next reply."""
+    settings = (settings or AssemblySettings()).model_copy(
+        update={"keyword_lore": setup.budget.keyword_lore})
     assembled: AssembledPrompt = assemble(
         cards=cast.cards,
         chat=chat,

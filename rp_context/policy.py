@@ -32,5 +32,8 @@ class BudgetPolicy(BaseModel):
     """keep: always; never; gradual: SillyTavern's push-out; threshold: all dropped at once."""
     eviction: Literal["chunked", "per_message"] = "chunked"
     """chunked: evict to the low-water mark in one step; per_message: SillyTavern's trimming."""
+    keyword_lore: Literal["story", "tail"] = "tail"
+    """Keyword-activated world info: "tail" (a system turn before the newest message, so lore
+    that comes and goes does not shift the whole prompt) or "story" (SillyTavern: at the top)."""
     low_water: float = Field(0.5, gt=0.0, le=1.0)
     """After an eviction the prompt is at most this share of the budget."""
