@@ -59,3 +59,27 @@ def test_author_note_interval() -> None:
     text = assemble(cards=[_card()], chat=chat, instruct=load_preset("chatml", "instruct"),
                     context=load_preset("minimal", "context"), settings=settings).text
     assert "[Note]" in text
+
+
+def test_keyword_lore_goes_to_the_tail_and_constant_lore_stays_on_top() -> None:
+    card = Card.model_validate({"spec": "chara_card_v2", "spec_version": "2.0", "data": {
+        "name": "Wren", "description": "A keeper.", "character_book": {"entries": [
+            {"id": 1, "keys": ["lamp"], "content": "The lamp burns whale oil.", "enabled": True,
+             "insertion_order": 100, "position": "before_char"},
+            {"id": 2, "keys": [], "content": "The island is called Skerry.", "constant": True,
+             "enabled": True, "insertion_order": 50, "position": "before_char"}]}}})
+    chat = _chat()
+    chat.messages.append(ChatMessage(id="3", name="Tess", role="user", text="Is the lamp lit?"))
+    kw = dict(cards=[card], chat=chat, instruct=load_preset("chatml", "instruct"),
+              context=load_preset("default", "context"))
+    story = assemble(**kw, settings=AssemblySettings(keyword_lore="story")).text
+    tail = assemble(**kw, settings=AssemblySettings(keyword_lore="tail")).text
+    top_end = story.index("<|im_end|>")
+    assert "whale oil" in story[:top_end] and "Skerry" in story[:top_end]
+    top_end = tail.index("<|im_end|>")
+    assert "Skerry" in tail[:top_end] and "whale oil" not in tail[:top_end]
+    assert tail.index("whale oil") < tail.index("Is the lamp lit?")
+    assert tail.index("whale oil") > tail.index("Sit down, I")
+    # the top of the prompt no longer depends on which keywords the chat happens to mention
+    chat.messages[-1].text = "Nice weather."
+    assert assemble(**kw, settings=AssemblySettings(keyword_lore="tail")).text[:top_end] == tail[:top_end]
