@@ -324,7 +324,7 @@ def assemble(
         "loreAfter": wi_after,
         "mesExamples": mes_examples_raw,
         "mesExamplesRaw": mes_examples_raw,
-        "char": speaker,
+        "char": story_char,
         "user": user,
         "anchorBefore": "",
         "anchorAfter": "",
