@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field, ValidationError, ValidationInfo, model_va
 from .atomic import write_bytes_atomic
 from .cards._base import LosslessModel, Warn, as_bool, as_number, as_text, as_text_list, warner
 from .errors import ChatFileError
+from .files import read_limited
 
 __all__ = [
     "Chat",
@@ -485,18 +486,7 @@ def chat_to_text(chat: Chat) -> str:
 
 def load_chat(path: str | Path, *, max_bytes: int = MAX_CHAT_BYTES) -> ChatFile:
     """Read a chat file; the file itself is never changed by reading."""
-    p = Path(path)
-    try:
-        size = p.stat().st_size
-        if size > max_bytes:
-            raise ChatFileError(p, f"the chat file is larger than {max_bytes // (1024 * 1024)} MiB")
-        data = p.read_bytes()
-    except FileNotFoundError as exc:
-        raise ChatFileError(p, "chat file not found") from exc
-    except IsADirectoryError as exc:
-        raise ChatFileError(p, "is a directory, not a chat file") from exc
-    except OSError as exc:
-        raise ChatFileError(p, f"cannot read the chat file ({exc.strerror or exc})") from exc
+    p, data = read_limited(path, error=ChatFileError, what="chat", limit=max_bytes)
     return chat_from_text(data, path=p)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..atomic import write_bytes_atomic
 from ..errors import CardError
+from ..files import decode_text, read_limited
 from ._base import Warn
 from ._yaml import dump_yaml, load_yaml
 
@@ -17,22 +18,8 @@ __all__ = ["read_document", "write_document"]
 def read_document(path: str | Path, what: str, limit: int, warn: Warn) -> tuple[Path, Any]:
     """Parse a JSON or YAML file (by extension; content decides for others)."""
     p = Path(path)
-    try:
-        if p.stat().st_size > limit:
-            raise CardError(p, f"the {what} file is larger than {limit // (1024 * 1024)} MiB")
-        data = p.read_bytes()
-    except FileNotFoundError as exc:
-        raise CardError(p, f"{what} file not found") from exc
-    except IsADirectoryError as exc:
-        raise CardError(p, f"is a directory, not a {what} file") from exc
-    except OSError as exc:
-        raise CardError(p, f"cannot read the {what} file ({exc.strerror or exc})") from exc
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise CardError(p, f"the {what} file is not UTF-8 text") from exc
+    p, data = read_limited(p, error=CardError, what=what, limit=limit)
+    text = decode_text(p, data, error=CardError, what=what)
     is_json = p.suffix.lower() == ".json" or (
         p.suffix.lower() not in (".yaml", ".yml") and text.lstrip()[:1] in ("{", "[")
     )

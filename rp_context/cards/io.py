@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from ..atomic import write_bytes_atomic
 from ..errors import CardError
+from ..files import read_limited
 from ._base import Warn
 from ._yaml import dump_yaml, load_yaml
 from .charx import read_charx, write_charx
@@ -120,21 +121,12 @@ def detect_card_format(data: bytes, path: Path | None = None) -> CardFormat:
 def load_card(path: str | Path, *, limits: CardLimits = DEFAULT_LIMITS) -> CardFile:
     """Read a card file in any supported format; CardError names the file and the problem."""
     p = Path(path)
-    try:
-        size = p.stat().st_size
-        if p.is_dir():
-            raise CardError(p, "is a directory, not a card file")
-        if not p.is_file():
-            raise CardError(p, "is not a regular file")
-        if size > limits.max_file_bytes:
-            raise CardError(p, f"the card file is {_mib(size)}, larger than the {_mib(limits.max_file_bytes)} limit")
-        data = p.read_bytes()
-    except FileNotFoundError as exc:
-        raise CardError(p, "card file not found") from exc
-    except IsADirectoryError as exc:
-        raise CardError(p, "is a directory, not a card file") from exc
-    except OSError as exc:
-        raise CardError(p, f"cannot read the card file ({exc.strerror or exc})") from exc
+    if p.exists() and not p.is_dir() and not p.is_file():
+        raise CardError(p, "is not a regular file")
+    p, data = read_limited(
+        p, error=CardError, what="card", limit=limits.max_file_bytes,
+        too_large=lambda size: f"the card file is {_mib(size)}, larger than the {_mib(limits.max_file_bytes)} limit",
+    )
     return card_from_bytes(data, path=p, limits=limits)
 
 

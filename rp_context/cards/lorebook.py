@@ -19,6 +19,7 @@ from pydantic import Field, ValidationError, ValidationInfo, model_validator
 
 from ..atomic import write_bytes_atomic
 from ..errors import CardError
+from ..files import decode_text, read_limited
 from ._base import LosslessModel, Warn, as_bool, as_number, as_text, as_text_list, join_path, warner
 from ._yaml import dump_yaml, load_yaml
 from .model import Lorebook, LoreEntry
@@ -281,23 +282,8 @@ def lorebook_from_dict(
 
 def load_lorebook(path: str | Path) -> LorebookFile:
     """Read a lorebook file: SillyTavern world info, `lorebook_v3`, a bare book, or YAML."""
-    p = Path(path)
-    try:
-        if p.stat().st_size > MAX_LOREBOOK_BYTES:
-            raise CardError(p, f"the lorebook is larger than {MAX_LOREBOOK_BYTES // (1024 * 1024)} MiB")
-        data = p.read_bytes()
-    except FileNotFoundError as exc:
-        raise CardError(p, "lorebook file not found") from exc
-    except IsADirectoryError as exc:
-        raise CardError(p, "is a directory, not a lorebook file") from exc
-    except OSError as exc:
-        raise CardError(p, f"cannot read the lorebook ({exc.strerror or exc})") from exc
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise CardError(p, "the lorebook is not UTF-8 text") from exc
+    p, data = read_limited(path, error=CardError, what="lorebook", limit=MAX_LOREBOOK_BYTES)
+    text = decode_text(p, data, error=CardError, what="lorebook")
     warnings: list[str] = []
     if p.suffix.lower() in (".yaml", ".yml"):
         raw = load_yaml(text, p, CardError, warnings.append)

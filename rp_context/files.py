@@ -1,0 +1,48 @@
+"""Reading user files with a size limit, mapping every failure to a typed error naming the file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import InputFileError
+
+__all__ = ["read_limited", "decode_text"]
+
+MIB = 1024 * 1024
+
+
+def read_limited(
+    path: str | Path,
+    *,
+    error: type[InputFileError],
+    what: str,
+    limit: int,
+    too_large: Callable[[int], str] | None = None,
+) -> tuple[Path, bytes]:
+    """The bytes of `path`, refusing directories, missing files and files over `limit` bytes."""
+    p = Path(path)
+    try:
+        if p.is_dir():
+            raise error(p, f"is a directory, not a {what} file")
+        size = p.stat().st_size
+        if size > limit:
+            raise error(p, too_large(size) if too_large else f"the {what} file is larger than {limit // MIB} MiB")
+        data = p.read_bytes()
+    except FileNotFoundError as exc:
+        raise error(p, f"{what} file not found") from exc
+    except IsADirectoryError as exc:
+        raise error(p, f"is a directory, not a {what} file") from exc
+    except OSError as exc:
+        raise error(p, f"cannot read the {what} file ({exc.strerror or exc})") from exc
+    return p, data
+
+
+def decode_text(p: Path, data: bytes, *, error: type[InputFileError], what: str) -> str:
+    """UTF-8 text without a byte-order mark; anything else is an error naming the file."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(p, f"the {what} file is not UTF-8 text") from exc
