@@ -270,8 +270,6 @@ def fit_prompt(
                 rest_full -= sizes[start]
                 start += 1
         reductions.append("eviction")
-    if stripping:
-        reductions.append("stripping")
     kept_chunks = chunks[start:]
     evicted = [t for ch in chunks[:start] for t in ch if not t.pinned]
     # Pinned turns (injections deeper than the kept history) are never evicted: they stay, at
@@ -323,6 +321,8 @@ def fit_prompt(
             continue
         raise BudgetError(_overflow_message(budget, len(ids)), _section_breakdown(head + tail, cost))
 
+    if tiers:
+        reductions.append("stripping")
     canonical = ["batching", "consolidation", "stripping", "examples", "eviction"]
     reductions = [r for r in canonical if r in reductions]
     report = _report(
@@ -573,6 +573,8 @@ class _Costs:
         header = t.last_output_sequence or t.output_sequence
         self.header = counts.count(header + " " + assembled.char + ":", True)
         self._labels: dict[str, int] = {}
+        self.user = assembled.user
+        self.names = t.names_behavior
         self.texts: list[int] = []
         self.labels: list[int] = []
 
@@ -587,6 +589,8 @@ class _Costs:
     def label(self, s: Segment) -> int:
         if not s.name or s.kind != SegmentKind.CHAT_MESSAGE:
             return 0
+        if s.role == "user" and s.name == self.user and self.names != "always":
+            return 0  # names "force" leaves the user's own messages unlabelled
         n = self._labels.get(s.name)
         if n is None:
             n = self._labels[s.name] = self.counts.count(f"{s.name}: ", False)

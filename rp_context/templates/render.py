@@ -122,10 +122,14 @@ def _sequences(
     return t.system_sequence, t.system_suffix
 
 
-def _include_name(t: InstructTemplate, m: Message, group: bool) -> bool:
+def _include_name(t: InstructTemplate, m: Message, group: bool, user: str) -> bool:
+    """SillyTavern's names behaviour: `always` names every speaker; `force` names the others in a
+    group chat, but not the user (the user's role already says who speaks)."""
     if not m.name or m.role == "system":
         return False
-    return t.names_behavior == "always" or (t.names_behavior == "force" and group)
+    if t.names_behavior == "always":
+        return True
+    return t.names_behavior == "force" and group and not (m.role == "user" and m.name == user)
 
 
 def render_instruct(
@@ -185,7 +189,7 @@ def render_instruct(
             body.append(TextPart(text, False, j))
         if merged:
             body.append(TextPart(t.system_merge_separator, True, i))
-        if _include_name(t, m, group):
+        if _include_name(t, m, group, user):
             body.append(TextPart(f"{m.name}: ", False, i))
         body.append(TextPart(content, False, i))
         if suffix:
