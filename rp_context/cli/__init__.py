@@ -19,6 +19,7 @@ _COMMAND_MODULES = [
     "rp_context.cli.preset",
     "rp_context.cli.card",
     "rp_context.cli.render",
+    "rp_context.cli.chat",
 ]
 
 EXIT_BAD_INPUT = 2
@@ -46,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `rp-context`; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["chat"]:  # everything after `chat` belongs to the app, even --help
+        from .chat import run_app
+
+        return run_app(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -123,3 +123,9 @@ def test_generate_with_a_truncated_chat_keeps_the_file(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "warning:" in proc.stderr and str(chat) in proc.stderr
     assert chat.read_bytes() == before
+
+
+def test_chat_subcommand_runs_the_app_program() -> None:
+    proc = rp("chat", "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "rp-chat" in proc.stdout and "--roster" in proc.stdout
