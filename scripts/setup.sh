@@ -24,7 +24,10 @@ if ! "$VENV/bin/python" -c 'import llama_cpp' 2>/dev/null; then
   echo "    on 2 cores; the wheel is cached after). Build progress follows."
   # pip -v prints the build (ninja's "[N/M] <command>" lines, or make's "[ NN%]" lines); keep
   # only a short progress line per compiled file, so progress is visible but not noisy.
-  "$VENV/bin/python" -m pip install -v 'llama-cpp-python>=0.3.16' 2>&1 \
+  # A GPU build (CMAKE_ARGS set) must not reuse a cached CPU wheel.
+  NOCACHE=()
+  [ -n "${CMAKE_ARGS:-}" ] && NOCACHE=(--no-cache-dir --force-reinstall)
+  "$VENV/bin/python" -m pip install -v "${NOCACHE[@]}" 'llama-cpp-python>=0.3.16' 2>&1 \
     | awk '
         /^[[:space:]]*\[[0-9]+\/[0-9]+\]/ {
           f = ""; for (i = 2; i <= NF; i++) if ($i == "-o") f = $(i + 1)
