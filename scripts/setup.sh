@@ -27,7 +27,7 @@ if ! "$VENV/bin/python" -c 'import llama_cpp' 2>/dev/null; then
   # A GPU build (CMAKE_ARGS set) must not reuse a cached CPU wheel.
   NOCACHE=()
   [ -n "${CMAKE_ARGS:-}" ] && NOCACHE=(--no-cache-dir --force-reinstall)
-  "$VENV/bin/python" -m pip install -v "${NOCACHE[@]}" 'llama-cpp-python>=0.3.16' 2>&1 \
+  "$VENV/bin/python" -m pip install -v ${NOCACHE[@]+"${NOCACHE[@]}"} 'llama-cpp-python>=0.3.16' 2>&1 \
     | awk '
         /^[[:space:]]*\[[0-9]+\/[0-9]+\]/ {
           f = ""; for (i = 2; i <= NF; i++) if ($i == "-o") f = $(i + 1)
