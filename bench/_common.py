@@ -134,15 +134,22 @@ def _prefix_tokens(fitted: FittedPrompt, counter: LlamaTokenizer, stop: Callable
     return common_prefix(ids, fitted.ids)
 
 
-_TAIL = (SegmentKind.POST_HISTORY, SegmentKind.GENERATION_HEADER)
+_TAIL = (SegmentKind.POST_HISTORY, SegmentKind.GENERATION_HEADER, SegmentKind.AUTHOR_NOTE,
+         SegmentKind.DEPTH_INJECTION)
+
+
+def _in_tail(s: object) -> bool:
+    """DESIGN's volatile tail: depth injections and lore at depth, the author's note, post-history
+    instructions and the generation header, which move with every new message by design."""
+    return s.kind in _TAIL or (s.block or "").startswith("inject:")  # type: ignore[attr-defined]
 
 
 def stable_prefix_tokens(fitted: FittedPrompt, counter: LlamaTokenizer) -> int:
-    """Tokens before the prompt's volatile tail (post-history text, generation header): what the
-    next turn's prompt must repeat for llama.cpp to reuse everything but the new text."""
-    return _prefix_tokens(fitted, counter, lambda s: s.kind in _TAIL)
+    """Tokens before the prompt's volatile tail: what the next turn's prompt must repeat for
+    llama.cpp to reuse everything but the new text and the tail."""
+    return _prefix_tokens(fitted, counter, _in_tail)
 
 
 def tokens_before_message(fitted: FittedPrompt, counter: LlamaTokenizer, message_id: str) -> int:
     """Tokens before message `message_id` (or before the tail if it is not in the prompt)."""
-    return _prefix_tokens(fitted, counter, lambda s: s.message_id == message_id or s.kind in _TAIL)
+    return _prefix_tokens(fitted, counter, lambda s: s.message_id == message_id or _in_tail(s))

@@ -7,7 +7,8 @@ baseline. No model runs: the prompts' token ids are compared, which is what llam
 cache does. For each turn:
 
 - prefix kept: the new prompt starts with the whole previous prompt up to its volatile tail
-  (post-history instructions, generation header), so llama.cpp only evaluates what follows;
+  (DESIGN.md: depth injections and lore at depth, the author's note, post-history
+  instructions, the generation header), so llama.cpp only evaluates what follows;
 - re-evaluated: tokens after the longest common prefix with the previous prompt;
 - new: tokens from the first new message to the end (the least any cache could evaluate).
 

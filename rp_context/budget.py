@@ -375,11 +375,13 @@ def _group(history: list[Segment], cost: _Costs, *, batching: bool, consolidatio
     batching: consecutive character replies share a turn; consolidation: narrator (system)
     messages join the character replies next to them.
     """
+    texts, labels = cost.texts, cost.labels
+    if batching:
+        history, texts, labels = _hoist_injections(history, texts, labels)
     turns: list[_Turn] = []
     last: _Turn | None = None
     last_roles: set[str] = set()
     last_msgs = False
-    texts, labels = cost.texts, cost.labels
     for i, seg in enumerate(history):
         if seg.block is not None and last is not None and last.segs[-1].block == seg.block:
             last.segs.append(seg)
@@ -410,6 +412,45 @@ def _group(history: list[Segment], cost: _Costs, *, batching: bool, consolidatio
         last_roles = {role}
         last_msgs = is_msg
     return turns
+
+
+def _hoist_injections(history: list[Segment], texts: list[int], labels: list[int]
+                      ) -> tuple[list[Segment], list[int], list[int]]:
+    """Move an injection that splits a run of character replies to the start of that run.
+
+    Depth counts messages, so an injection can land between two replies of one round; batched,
+    the round would then be cut in two, and rejoined next turn when the injection moves on,
+    changing text before the tail. Before the round, it leaves the round whole.
+    """
+    order = list(range(len(history)))
+    i = 0
+    out: list[int] = []
+    run_start: int | None = None  # index in `out` where the current run of replies starts
+    while i < len(order):
+        seg = history[i]
+        if seg.kind is _MESSAGE and seg.role in ("assistant", "system"):
+            if run_start is None:
+                run_start = len(out)
+            out.append(i)
+            i += 1
+            continue
+        block = seg.block or ""
+        if block.startswith("inject:") and run_start is not None:
+            j = i
+            while j < len(history) and history[j].block == seg.block:
+                j += 1
+            nxt = history[j] if j < len(history) else None
+            if nxt is not None and nxt.kind is _MESSAGE and nxt.role == "assistant":
+                out[run_start:run_start] = list(range(i, j))
+                run_start += j - i
+                i = j
+                continue
+        run_start = None
+        out.append(i)
+        i += 1
+    if out == order:
+        return history, texts, labels
+    return [history[k] for k in out], [texts[k] for k in out], [labels[k] for k in out]
 
 
 def _plain_total(history: list[Segment], cost: _Costs) -> int:

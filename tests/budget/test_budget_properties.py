@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rp_context.assemble import assemble
+from rp_context.assemble import AssemblySettings, AuthorNote, assemble
 from rp_context.budget import fit_prompt
 from rp_context.cards import load_card
 from rp_context.errors import BudgetError
@@ -37,18 +37,22 @@ policies = st.builds(
     policy=policies,
     seed=st.integers(0, 10_000),
     narrator=st.sampled_from([0, 4]),
+    note_depth=st.sampled_from([None, 0, 1, 3, 6]),
 )
 def test_fitted_prompt_invariants(repo_dir, smollm_tokenizer, n, chars, n_ctx, reserve, family, policy,
-                                  seed, narrator) -> None:
+                                  seed, narrator, note_depth) -> None:
     names = ("Wren Halloway", "Tobias Marrow", "Absalom Pike")[:chars]
     card = load_card(repo_dir / "cards" / "wren-halloway.json").card
     cards = [card] + [card.model_copy(deep=True, update={}) for _ in names[1:]]
     for c, name in zip(cards, names, strict=True):
         c.data.name = name
     chat = synthetic_chat(n, characters=names, seed=seed, narrator_every=narrator)
+    settings = AssemblySettings(author_note=AuthorNote(text="[Keep the story moving.]", depth=note_depth or 0,
+                                                       interval=1 if note_depth is not None else 0))
     assembled = assemble(
         cards=cards, chat=chat, instruct=load_preset(family, "instruct"),
         context=load_preset("default", "context"), sysprompt=load_preset("roleplay", "sysprompt"),
+        settings=settings,
     )
     budget = n_ctx - reserve
     try:
