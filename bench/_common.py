@@ -144,6 +144,13 @@ def _in_tail(s: object) -> bool:
     return s.kind in _TAIL or (s.block or "").startswith("inject:")  # type: ignore[attr-defined]
 
 
+def history_end_tokens(fitted: FittedPrompt, counter: LlamaTokenizer) -> int:
+    """Tokens before the post-history instructions and the generation header: the end of the
+    history, with its depth injections inside it."""
+    return _prefix_tokens(fitted, counter, lambda s: s.kind in (SegmentKind.POST_HISTORY,
+                                                                SegmentKind.GENERATION_HEADER))
+
+
 def stable_prefix_tokens(fitted: FittedPrompt, counter: LlamaTokenizer) -> int:
     """Tokens before the prompt's volatile tail: what the next turn's prompt must repeat for
     llama.cpp to reuse everything but the new text and the tail."""
@@ -152,4 +159,5 @@ def stable_prefix_tokens(fitted: FittedPrompt, counter: LlamaTokenizer) -> int:
 
 def tokens_before_message(fitted: FittedPrompt, counter: LlamaTokenizer, message_id: str) -> int:
     """Tokens before message `message_id` (or before the tail if it is not in the prompt)."""
-    return _prefix_tokens(fitted, counter, lambda s: s.message_id == message_id or _in_tail(s))
+    return _prefix_tokens(fitted, counter, lambda s: s.message_id == message_id or s.kind in (
+        SegmentKind.POST_HISTORY, SegmentKind.GENERATION_HEADER))

@@ -22,10 +22,10 @@ import sys
 from _common import (
     USER,
     group_cast,
+    history_end_tokens,
     make_chat,
     model_and_tokenizer,
     next_speaker,
-    stable_prefix_tokens,
     target_line,
     tokens_before_message,
 )
@@ -64,7 +64,7 @@ def main() -> int:
         # history alone, counted independently: the exact tokens between the first kept message
         # and the tail, minus each kept message's own text counted alone
         kept = [m for m in dict.fromkeys(s.message_id for s in f.segments if s.message_id)]
-        hist = stable_prefix_tokens(f, tok) - tokens_before_message(f, tok, kept[0])
+        hist = history_end_tokens(f, tok) - tokens_before_message(f, tok, kept[0])
         content = sum(tok.count(by_id[mid].text) for mid in kept)
         history_results[label] = 100.0 * (hist - content) / hist
         print(f"  {label:26s} {r.structure_percent:5.2f}% structure ({r.structure_tokens} of {r.tokens} tokens, "
