@@ -232,10 +232,12 @@ class LlamaBackend:
                 if shift:
                     shifted = self._shift(ids)
                 reused = self._keep_prefix(ids)
-                evaluated = len(ids) - reused
                 t_eval = time.perf_counter()
-                self._eval_prompt(ids[reused:])
+                evaluated = self._eval_prompt(ids[reused:], cancel)
                 eval_s = time.perf_counter() - t_eval
+                if evaluated < len(ids) - reused:
+                    reason = "cancelled"  # stopped while reading the prompt; what was read stays cached
+                    return
                 sampler = self._sampler(s, ids)
                 while True:
                     if cancel.is_set():
@@ -297,18 +299,27 @@ class LlamaBackend:
                 holder.append(result)
                 self.last_result = result
 
-    def _eval_prompt(self, ids: list[int]) -> None:
-        """Evaluate the uncached part of the prompt; a short one with the generation threads."""
+    def _eval_prompt(self, ids: list[int], cancel: threading.Event | None = None) -> int:
+        """Evaluate the uncached part of the prompt, one batch at a time so a cancel stops it
+        between batches; a short one runs with the generation threads. Returns tokens evaluated."""
         llm = self._llm
         n_gen, n_batch = int(llm.n_threads), int(llm.n_threads_batch)
-        if len(ids) > _SMALL_EVAL or n_gen == n_batch:
-            llm.eval(ids)
-            return
-        self._lc.llama_set_n_threads(llm.ctx, n_gen, n_gen)
+        step = max(1, int(llm.n_batch))
+        small = len(ids) <= _SMALL_EVAL and n_gen != n_batch
+        if small:
+            self._lc.llama_set_n_threads(llm.ctx, n_gen, n_gen)
+        done = 0
         try:
-            llm.eval(ids)
+            while done < len(ids):
+                if cancel is not None and cancel.is_set():
+                    break
+                chunk = ids[done : done + step]
+                llm.eval(chunk)
+                done += len(chunk)
         finally:
-            self._lc.llama_set_n_threads(llm.ctx, n_gen, n_batch)
+            if small:
+                self._lc.llama_set_n_threads(llm.ctx, n_gen, n_batch)
+        return done
 
     def _keep_prefix(self, ids: list[int]) -> int:
         """Trim the cache to its common prefix with `ids` (leaving at least one token to evaluate)."""
