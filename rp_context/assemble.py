@@ -304,10 +304,9 @@ def assemble(
     lore_after = list(getattr(lore, "after", []) if lore else [])
     moved: list[Any] = []
     if lore is not None and settings.keyword_lore == "tail":
-        stable = _stable_lore_keys(lore)
-        moved = [e for e in (*lore_before, *lore_after) if e.key not in stable]
-        lore_before = [e for e in lore_before if e.key in stable]
-        lore_after = [e for e in lore_after if e.key in stable]
+        moved = [e for e in (*lore_before, *lore_after) if not e.unconditional]
+        lore_before = [e for e in lore_before if e.unconditional]
+        lore_after = [e for e in lore_after if e.unconditional]
     wi_before = _joined(lore_before)
     wi_after = _joined(lore_after)
     examples = [] if not settings.include_examples else _example_blocks(fields, lore)
@@ -460,13 +459,6 @@ def assemble(
 
 
 # --------------------------------------------------------------------------------------------
-def _stable_lore_keys(lore: Any) -> set[str]:
-    """Entries that fire whatever the chat says (constant, `@@activate`): safe at the top."""
-    return {d.key for d in getattr(lore, "decisions", []) or []
-            if d.status == "fired" and d.matched_key is None
-            and (d.reason.startswith("constant") or d.reason.startswith("@@activate"))}
-
-
 def _joined(entries: Sequence[Any]) -> str:
     return "\n".join(e.content for e in entries if getattr(e, "content", ""))
 

@@ -43,8 +43,6 @@ class Setup:
 def load_setup(spec: str | Path | None = None, *, budget: str | Path | None = None) -> Setup:
     """A bundle name, a family name (with the default context and system prompt), or a preset file."""
     spec = str(spec) if spec else DEFAULT_BUNDLE
-    default = load_preset(DEFAULT_BUNDLE, "bundle")
-    assert isinstance(default, BundlePreset)
     path = Path(spec).expanduser()
     looks_like_path = path.suffix.lower() in {".yaml", ".yml", ".json"} or "/" in spec
     preset: Any
@@ -64,7 +62,8 @@ def load_setup(spec: str | Path | None = None, *, budget: str | Path | None = No
         bundle = preset
         instruct = load_preset(bundle.instruct, "instruct")
     elif isinstance(preset, InstructTemplate):
-        bundle = default
+        bundle = load_preset(DEFAULT_BUNDLE, "bundle")  # its context, system prompt, sampler
+        assert isinstance(bundle, BundlePreset)
         instruct = preset
     else:
         raise PresetError(path if looks_like_path else None, "is not a bundle or an instruct preset")
@@ -105,12 +104,10 @@ def load_cast(
     loaded: list[Card] = []
     the_roster: GroupRoster | None = None
     if roster is not None:
-        rf = load_roster(roster)
+        rf = load_roster(Path(roster).expanduser())
         warnings += [f"{roster}: {w}" for w in rf.warnings]
         the_roster = rf.roster
-        base = Path(roster).expanduser().resolve().parent
-        for member in the_roster.members:
-            path = (base / member) if not Path(member).is_absolute() else Path(member)
+        for path in rf.member_paths():
             cf = load_card(path)
             warnings += [f"{path}: {w}" for w in cf.warnings]
             loaded.append(cf.card)

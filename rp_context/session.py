@@ -96,6 +96,8 @@ class ChatSession:
         self.n_ctx = n_ctx
         self.reserve = reserve
         self.settings = settings or AssemblySettings()
+        self.warnings: list[str] = []
+        """What loading the files reported (repairs, unreadable chat lines)."""
         self.last_fitted: FittedPrompt | None = None
         self.last_metrics: Any = None
         self._lock = threading.Lock()
@@ -396,5 +398,3 @@ class ChatSession:
         else:
             session._apply_muted()
         return session
-
-    warnings: list[str] = []

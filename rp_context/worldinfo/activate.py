@@ -478,6 +478,7 @@ def _build(scan: _Scan, timed: TimedEffects) -> WorldInfoResult:
                 key=e.key, uid=e.uid, book=e.book, comment=e.comment, content=fired.content,
                 position=e.position, depth=e.depth if e.position == "at_depth" else None,
                 role=e.role, order=e.order, tokens=fired.tokens, outside_budget=fired.outside,
+                unconditional=bool(e.constant or e.activate),
             )
         )
     for e in scan.entries:

@@ -55,6 +55,8 @@ class FiredEntry(BaseModel):
     """What it took from the budget: its content plus the joining newline."""
     outside_budget: bool = False
     """Constant/ignoreBudget entry that fired without using up the budget."""
+    unconditional: bool = False
+    """Fires whatever the chat says (constant, `@@activate`): its text does not change turn to turn."""
 
 
 class LoreDecision(BaseModel):
