@@ -1,0 +1,357 @@
+"""Reasoning blocks: a reply split into the model's reasoning and the text the reader sees.
+
+Reasoning models open their reply with a block of thought: `<think>…</think>` (DeepSeek-R1,
+Qwen3, QwQ, GLM), gpt-oss's analysis channel (`<|channel|>analysis<|message|>…<|end|>`), Gemma
+4's thought channel (`<|channel>thought…<channel|>`). When the template (or a prefill) opened
+the block itself, the reply starts mid-reasoning. `ReasoningSplitter` takes the reply as it
+streams, in pieces cut anywhere, and hands back reasoning and text apart; nothing it shows is
+ever taken back. `ReasoningFormat` is the instruct preset's `reasoning:` block (SillyTavern's
+reasoning template and settings plus the thinking switch and a token budget).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ReasoningFormat",
+    "ReasoningShape",
+    "KNOWN_SHAPES",
+    "Delta",
+    "Split",
+    "ReasoningSplitter",
+    "split_reasoning",
+    "shapes_for",
+    "shape_opened_by",
+    "format_reasoning",
+]
+
+
+class ReasoningFormat(BaseModel):
+    """How a model writes its reasoning and what rp-context does with it (`reasoning:` in an
+    instruct preset). `prefix`, `suffix` and `separator` are SillyTavern's reasoning template;
+    the defaults are its DeepSeek template."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    prefix: str = "<think>\n"
+    """Opens the reasoning block (matched with surrounding whitespace ignored)."""
+    suffix: str = "\n</think>"
+    """Closes the reasoning block."""
+    separator: str = "\n\n"
+    """Between the closed block and the reply when reasoning is written back into a prompt."""
+    parse: bool = True
+    """Split replies into reasoning and text (SillyTavern's auto-parse)."""
+    add_to_prompt: int = Field(0, ge=0)
+    """Send the reasoning of the last N replies back to the model (0: none, the default)."""
+    thinking: bool | None = None
+    """Thinking on or off for new chats; None leaves the model's own default."""
+    start_prefill: str = ""
+    """Written after the generation header when thinking is switched on (e.g. `<think>\\n`
+    for models whose template does not open the block itself)."""
+    off_prefill: str = ""
+    """Written after the generation header when thinking is off (an empty block, e.g.
+    `<think>\\n\\n</think>\\n\\n`)."""
+    off_switch: str = ""
+    """Appended to the last user message when thinking is off (Qwen3's ` /no_think`)."""
+    on_switch: str = ""
+    """Appended to the last user message when thinking is switched on (Qwen3's ` /think`)."""
+    budget: int | None = Field(None, ge=1)
+    """Reasoning tokens after which the block is closed and the reply begins (None: no limit)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningShape:
+    """One way a model marks its reasoning: the opener, what closes it, and channel markers
+    that may open the reply after it (dropped from the text)."""
+
+    name: str
+    opener: str
+    closers: tuple[str, ...]
+    reply_markers: tuple[str, ...] = ()
+
+
+THINK = ReasoningShape("think", "<think>", ("</think>",))
+GPT_OSS = ReasoningShape(
+    "gpt-oss",
+    "<|channel|>analysis<|message|>",
+    ("<|end|>",),
+    ("<|start|>assistant<|channel|>final<|message|>", "<|channel|>final<|message|>"),
+)
+GEMMA4 = ReasoningShape("gemma4", "<|channel>thought", ("<channel|>",))
+KNOWN_SHAPES: tuple[ReasoningShape, ...] = (THINK, GPT_OSS, GEMMA4)
+"""The shapes recognised whatever the preset says: `<think>`, gpt-oss, Gemma 4."""
+
+
+def shapes_for(fmt: ReasoningFormat | None) -> tuple[ReasoningShape, ...]:
+    """The preset's own shape first (its prefix/suffix without surrounding whitespace), then the
+    known ones it does not repeat."""
+    shapes: list[ReasoningShape] = []
+    if fmt is not None and fmt.prefix.strip() and fmt.suffix.strip():
+        opener, closer = fmt.prefix.strip(), fmt.suffix.strip()
+        known = next((s for s in KNOWN_SHAPES if s.opener == opener), None)
+        if known is not None and closer in known.closers:
+            shapes.append(known)
+        else:
+            shapes.append(ReasoningShape("preset", opener, (closer,)))
+    shapes += [s for s in KNOWN_SHAPES if all(s.opener != x.opener for x in shapes)]
+    return tuple(shapes)
+
+
+def shape_opened_by(prompt_tail: str, shapes: Iterable[ReasoningShape]) -> ReasoningShape | None:
+    """The shape whose opener the prompt ends with (the template or a prefill opened the
+    block, so the reply starts mid-reasoning); None when the prompt leaves it closed."""
+    tail = prompt_tail.rstrip()
+    for shape in shapes:
+        if tail.endswith(shape.opener):
+            return shape
+    return None
+
+
+def format_reasoning(fmt: ReasoningFormat, reasoning: str, text: str | None) -> str:
+    """Reasoning written back into a prompt the SillyTavern way: `prefix reasoning suffix
+    separator text`, or `prefix reasoning` alone for an unfinished block (`text` None)."""
+    if text is None:
+        return f"{fmt.prefix}{reasoning}"
+    return f"{fmt.prefix}{reasoning}{fmt.suffix}{fmt.separator}{text}"
+
+
+class Delta(NamedTuple):
+    """What one fed piece released: reasoning and reply text, either possibly empty."""
+
+    reasoning: str = ""
+    text: str = ""
+
+
+class Split(NamedTuple):
+    """A whole reply split: `reasoning` (stripped), `text`, and whether the block was left open."""
+
+    reasoning: str
+    text: str
+    unfinished: bool = False
+    shape: str | None = None
+
+
+State = Literal["start", "reasoning", "after", "text"]
+
+
+def _partial_tail(buf: str, markers: Iterable[str]) -> int:
+    """Length of the longest end of `buf` that is a proper start of one of `markers`."""
+    best = 0
+    for m in markers:
+        for n in range(min(len(m) - 1, len(buf)), best, -1):
+            if buf.endswith(m[:n]):
+                best = n
+                break
+    return best
+
+
+class ReasoningSplitter:
+    """Feed a reply's pieces in order; get back reasoning and text as soon as they are certain.
+
+    A block is recognised only at the start of the reply (after whitespace), as SillyTavern
+    does, so a story that mentions `<think>` later is left alone. `inside` starts mid-block
+    (the prompt opened it). `budget` with `count` (text → tokens; default: pieces fed) marks
+    the block `over_budget`; the caller then closes it (see `close`).
+    """
+
+    def __init__(
+        self,
+        shapes: Sequence[ReasoningShape] = KNOWN_SHAPES,
+        *,
+        inside: ReasoningShape | None = None,
+        budget: int | None = None,
+        count: Callable[[str], int] | None = None,
+        enabled: bool = True,
+    ) -> None:
+        self.shapes = tuple(shapes)
+        self.enabled = enabled
+        self.state: State = "start" if enabled else "text"
+        self.shape: ReasoningShape | None = None
+        self._held = ""
+        self._reasoning: list[str] = []
+        self._text: list[str] = []
+        self.budget = budget
+        self._count = count
+        self.reasoning_pieces = 0
+        self.forced_close = False
+        """True when the caller closed the block (budget), not the model."""
+        if inside is not None and enabled:
+            self.shape, self.state = inside, "reasoning"
+
+    # -- results so far ---------------------------------------------------------------------
+    @property
+    def reasoning(self) -> str:
+        return "".join(self._reasoning)
+
+    @property
+    def text(self) -> str:
+        return "".join(self._text)
+
+    @property
+    def in_reasoning(self) -> bool:
+        return self.state == "reasoning"
+
+    @property
+    def reasoning_tokens(self) -> int:
+        if self._count is None:
+            return self.reasoning_pieces
+        return self._count(self.reasoning)
+
+    @property
+    def over_budget(self) -> bool:
+        return self.in_reasoning and self.budget is not None and self.reasoning_tokens >= self.budget
+
+    # -- feeding ----------------------------------------------------------------------------
+    def feed(self, piece: str) -> Delta:
+        """Add the next piece of the reply; return what is now certain."""
+        if not piece:
+            return Delta()
+        if self.state == "reasoning":
+            self.reasoning_pieces += 1
+        r: list[str] = []
+        t: list[str] = []
+        self._held += piece
+        self._step(r, t, final=False)
+        return self._emit(r, t)
+
+    def finish(self) -> Delta:
+        """The reply ended: release whatever was held back."""
+        r: list[str] = []
+        t: list[str] = []
+        self._step(r, t, final=True)
+        if self._held:
+            (r if self.state == "reasoning" else t).append(self._held)
+            self._held = ""
+        return self._emit(r, t)
+
+    def close(self) -> Delta:
+        """Close an open block now (the budget ran out): held text goes to the reasoning and the
+        rest of the reply is text. Returns what was released."""
+        r: list[str] = []
+        if self.state == "reasoning":
+            if self._held:
+                r.append(self._held)
+                self._held = ""
+            self.state = "after"
+            self.forced_close = True
+        return self._emit(r, [])
+
+    def result(self) -> Split:
+        """The split so far (call after `finish`)."""
+        return Split(self.reasoning.strip(), self.text, self.state == "reasoning",
+                     self.shape.name if self.shape else None)
+
+    def _emit(self, r: list[str], t: list[str]) -> Delta:
+        reasoning, text = "".join(r), "".join(t)
+        if reasoning:
+            self._reasoning.append(reasoning)
+        if text:
+            self._text.append(text)
+        return Delta(reasoning, text)
+
+    def _step(self, r: list[str], t: list[str], *, final: bool) -> None:
+        while self._held:
+            before = (self.state, len(self._held))
+            if self.state == "start":
+                self._at_start(t, final)
+            elif self.state == "reasoning":
+                self._in_block(r, final)
+            elif self.state == "after":
+                self._after_block(t, final)
+            else:
+                t.append(self._held)
+                self._held = ""
+            if (self.state, len(self._held)) == before:
+                return  # waiting for more text
+
+    def _at_start(self, t: list[str], final: bool) -> None:
+        body = self._held.lstrip()
+        if not body and not final:
+            return  # only whitespace so far: a block may still open
+        for shape in self.shapes:
+            if body.startswith(shape.opener):
+                self.shape, self.state = shape, "reasoning"
+                self._held = body[len(shape.opener):]
+                return
+        markers = [m for s in self.shapes for m in s.reply_markers]
+        for m in markers:
+            if body.startswith(m):
+                self.state, self._held = "after", body[len(m):]
+                return
+        if not final and any(x.startswith(body) for x in (*(s.opener for s in self.shapes), *markers)):
+            return  # could still become an opener
+        self.state = "text"
+
+    def _in_block(self, r: list[str], final: bool) -> None:
+        assert self.shape is not None
+        buf = self._held
+        if not self._reasoning and not r:
+            buf = buf.lstrip("\n")  # the newline after the opener is not reasoning
+        hits = [(i, c) for c in self.shape.closers if (i := buf.find(c)) >= 0]
+        if hits:
+            i, closer = min(hits)
+            if buf[:i]:
+                r.append(buf[:i])
+            self.state, self._held = "after", buf[i + len(closer):]
+            return
+        keep = 0 if final else _partial_tail(buf, self.shape.closers)
+        if buf[: len(buf) - keep]:
+            r.append(buf[: len(buf) - keep])
+        self._held = buf[len(buf) - keep:]
+
+    def _after_block(self, t: list[str], final: bool) -> None:
+        body = self._held.lstrip()
+        if not body and not final:
+            self._held = body
+            return
+        markers = self.shape.reply_markers if self.shape else ()
+        for m in markers:
+            if body.startswith(m):
+                self._held = body[len(m):]
+                self.state = "text"
+                return
+        if not final and any(m.startswith(body) for m in markers):
+            self._held = body
+            return
+        self.state, self._held = "text", body
+
+
+def split_reasoning(
+    text: str,
+    fmt: ReasoningFormat | None = None,
+    *,
+    inside: bool = False,
+) -> Split:
+    """Split a whole reply (or a stored message) into reasoning and text.
+
+    `inside`: the reply began mid-block (the prompt opened it). A reply with no opener whose
+    text holds a lone closer of the preset's shape (an R1 template that opened `<think>`
+    unseen) is split there too.
+    """
+    shapes = shapes_for(fmt)
+    splitter = ReasoningSplitter(shapes, inside=shapes[0] if inside else None,
+                                 enabled=fmt is None or fmt.parse)
+    splitter.feed(text)
+    splitter.finish()
+    result = splitter.result()
+    if splitter.enabled and splitter.shape is None:
+        result = _orphan_closer(result, shapes[0]) or result
+    return result
+
+
+def _orphan_closer(result: Split, shape: ReasoningShape) -> Split | None:
+    """Text before a lone closer is reasoning whose opener the prompt wrote."""
+    for closer in shape.closers:
+        i = result.text.find(closer)
+        if i >= 0 and shape.opener not in result.text[:i]:
+            rest = result.text[i + len(closer):].lstrip()
+            for m in shape.reply_markers:
+                if rest.startswith(m):
+                    rest = rest[len(m):]
+            return Split(result.text[:i].strip(), rest, False, shape.name)
+    return None
