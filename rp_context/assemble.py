@@ -240,6 +240,7 @@ def assemble(
             now=when or card_clock,
             frozen=frozen,
             seed=f"{chat_id}:{scope}",
+            warnings=warnings,  # macros out of range are left as text and said here
             **kw,
         )
 

@@ -31,6 +31,7 @@ from .atomic import write_bytes_atomic
 from .cards._base import LosslessModel, Warn, as_bool, as_number, as_text, as_text_list, warner
 from .errors import ChatFileError
 from .files import read_limited
+from .safeload import clean_surrogates, loads_json
 
 __all__ = [
     "Chat",
@@ -49,6 +50,9 @@ __all__ = [
 
 MessageRole = Literal["user", "assistant", "system"]
 MAX_CHAT_BYTES = 512 * 1024 * 1024
+MAX_CHAT_LINE_BYTES = 4 * 1024 * 1024
+"""A chat line (one message with its swipes) longer than this is refused: kept in the file as an
+unreadable line, never parsed, so one huge paste cannot stall every render of the chat."""
 ID_KEY = "rp_context_id"
 _MONTHS = [
     "January", "February", "March", "April", "May", "June", "July", "August", "September",
@@ -370,9 +374,17 @@ def _is_header(obj: dict[str, Any]) -> bool:
     return "mes" not in obj and bool({"user_name", "character_name", "chat_metadata", "create_date"} & set(obj))
 
 
+def _chat_bytes(text: str) -> bytes:
+    """Text back to its bytes: surrogate escapes stand for raw bytes, other lone ones for U+FFFD."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return re.sub("[\ud800-\udc7f\udd00-\udfff]", "\ufffd", text).encode("utf-8", "surrogateescape")
+
+
 def chat_from_text(data: bytes | str, *, path: Path | None = None) -> ChatFile:
     """Read SillyTavern JSONL; broken lines are reported and kept, never fatal unless all are."""
-    raw_bytes = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+    raw_bytes = _chat_bytes(data) if isinstance(data, str) else data
     if raw_bytes.startswith(b"\xef\xbb\xbf"):
         raw_bytes = raw_bytes[3:]
     warnings: list[str] = []
@@ -394,15 +406,19 @@ def chat_from_text(data: bytes | str, *, path: Path | None = None) -> ChatFile:
         except UnicodeDecodeError:
             unreadable.append(UnreadableLine(line=number, text=text, reason="not UTF-8 text"))
             continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            cut = text.lstrip().startswith("{") and not text.rstrip().endswith("}")
-            reason = ("cut off mid-JSON: " if cut else "not valid JSON: ") + f"{exc.msg} (column {exc.colno})"
+        if len(line) > MAX_CHAT_LINE_BYTES:
+            reason = f"longer than the {MAX_CHAT_LINE_BYTES // 2**20} MiB a chat line may hold"
             unreadable.append(UnreadableLine(line=number, text=text, reason=reason))
             continue
-        except RecursionError:
-            unreadable.append(UnreadableLine(line=number, text=text, reason="JSON nested too deeply"))
+        try:
+            obj = loads_json(text, path=None, error=ChatFileError, warn=lambda m, n=number: warn(f"line {n}: {m}"))
+        except ChatFileError as exc:
+            reason = exc.reason
+            if isinstance(exc.__cause__, json.JSONDecodeError):
+                cause = exc.__cause__
+                cut = text.lstrip().startswith("{") and not text.rstrip().endswith("}")
+                reason = ("cut off mid-JSON: " if cut else "not valid JSON: ") + f"{cause.msg} (column {cause.colno})"
+            unreadable.append(UnreadableLine(line=number, text=text, reason=reason))
             continue
         if not isinstance(obj, dict):
             unreadable.append(UnreadableLine(line=number, text=text, reason=f"a JSON {type(obj).__name__}, not an object"))
@@ -480,6 +496,9 @@ def chat_to_text(chat: Chat) -> str:
         lines.append(json.dumps(chat.header.to_dict(), ensure_ascii=False, separators=(",", ":")))
     for message in chat.messages:
         lines.append(json.dumps(_message_to_st(message), ensure_ascii=False, separators=(",", ":")))
+    # A lone surrogate in a message (typed in, or pasted) is written as U+FFFD, as loading reads
+    # it; only unreadable lines carry surrogate escapes, which stand for their original bytes.
+    lines = [clean_surrogates(line) for line in lines]
     lines.extend(bad.text for bad in chat.unreadable)
     return "\n".join(lines) + "\n"
 

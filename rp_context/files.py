@@ -38,11 +38,28 @@ def read_limited(
     return p, data
 
 
-def decode_text(p: Path, data: bytes, *, error: type[InputFileError], what: str) -> str:
-    """UTF-8 text without a byte-order mark; anything else is an error naming the file."""
+def decode_text(
+    p: Path | None,
+    data: bytes,
+    *,
+    error: type[InputFileError],
+    what: str,
+    warn: Callable[[str], None] | None = None,
+) -> str:
+    """The one text-decoding policy: UTF-8, a byte-order mark dropped.
+
+    Binary data (a NUL byte) is always refused. Other non-UTF-8 bytes are refused too, unless
+    the caller reads leniently (`warn` given, as for cards): then the text is read as
+    Windows-1252, the usual encoding of old cards, with a warning.
+    """
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise error(p, f"the {what} file is not UTF-8 text") from exc
+        if b"\0" in data:
+            raise error(p, f"the {what} is binary data, not text") from None
+        if warn is None:
+            raise error(p, f"the {what} file is not UTF-8 text") from exc
+        warn(f"the {what} is not UTF-8; read it as Windows-1252")
+        return data.decode("cp1252", errors="replace")

@@ -52,6 +52,8 @@ class MacroContext:
     seed: str = ""
     """When set, `{{random}}` and `{{roll}}` draw from a generator seeded by it and the macro, so
     the same chat renders the same text even before its frozen values are saved."""
+    warnings: list[str] | None = None
+    """Where a macro whose arguments are out of range says so (it is left as text); None: silent."""
 
 
 _COMMENT = re.compile(r"\{\{//[\s\S]*?\}\}")
@@ -132,7 +134,7 @@ class _Counter:
 
     def __init__(self, source: str) -> None:
         self.seen: dict[str, int] = {}
-        self.source = hashlib.sha256(source.encode()).hexdigest()[:16]
+        self.source = hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
     def key(self, kind: str, raw: str) -> str:
         n = self.seen.get(raw, 0)
@@ -140,13 +142,31 @@ class _Counter:
         return f"{kind}:{raw}#{n}"
 
 
+class _OutOfRange(Exception):
+    """A macro's numbers are out of range: the macro stays as text (never a crash)."""
+
+
+MAX_ROLL_SIDES = 10**12
+MAX_HOURS_OFFSET = 24 * 366 * 100
+"""`{{time_UTC+N}}` accepts a century of hours either way; beyond that the macro stays as text."""
+
+
 def _frozen(ctx: MacroContext, counter: _Counter, kind: str, raw: str, make: Callable[[], str]) -> str:
     key = counter.key(kind, raw)
-    if ctx.frozen is None:
-        return make()
-    if key not in ctx.frozen:
-        ctx.frozen[key] = make()
-    return ctx.frozen[key]
+    if ctx.frozen is not None and key in ctx.frozen:
+        return ctx.frozen[key]
+    try:
+        value = make()
+    except _OutOfRange as exc:
+        if ctx.warnings is not None:
+            shown = raw if len(raw) <= 40 else raw[:37] + "..."
+            note = f"the macro {shown} was left as text: {exc}"
+            if note not in ctx.warnings:
+                ctx.warnings.append(note)
+        return raw
+    if ctx.frozen is not None:
+        ctx.frozen[key] = value
+    return value
 
 
 def _split_options(body: str) -> list[str]:
@@ -186,9 +206,12 @@ def _roll(spec: str, rng: _random.Random) -> str:
     m = _DICE.match(spec)
     if not m:
         return ""
-    count = int(m.group(1) or 1)
-    sides = int(m.group(2))
-    bonus = int((m.group(3) or "0").replace(" ", ""))
+    digits = [m.group(1) or "1", m.group(2), (m.group(3) or "0").replace(" ", "")]
+    if any(len(d.lstrip("+-")) > 13 for d in digits):
+        raise _OutOfRange("a number in the dice roll is too large")
+    count, sides, bonus = (int(d) for d in digits)
+    if sides > MAX_ROLL_SIDES:
+        raise _OutOfRange(f"a die has more than {MAX_ROLL_SIDES:,} sides")
     if count < 1 or sides < 1 or count > 1000:
         return ""
     return str(sum(rng.randint(1, sides) for _ in range(count)) + bonus)
@@ -241,6 +264,12 @@ def format_moment(moment: datetime, fmt: str) -> str:
     return _MOMENT_RE.sub(one, fmt)
 
 
+def _hours(offset: str) -> timedelta:
+    if len(offset.lstrip("+-")) > 7 or abs(int(offset)) > MAX_HOURS_OFFSET:
+        raise _OutOfRange(f"the offset is more than {MAX_HOURS_OFFSET:,} hours")
+    return timedelta(hours=int(offset))
+
+
 def _expand_time(text: str, ctx: MacroContext, counter: _Counter) -> str:
     if "{{" not in text:
         return text
@@ -269,9 +298,7 @@ def _expand_time(text: str, ctx: MacroContext, counter: _Counter) -> str:
             counter,
             "time",
             m.group(0),
-            lambda: format_moment(
-                ctx.now().astimezone(UTC) + timedelta(hours=int(m.group(1))), "h:mm A"
-            ),
+            lambda: format_moment(ctx.now().astimezone(UTC) + _hours(m.group(1)), "h:mm A"),
         ),
         text,
     )

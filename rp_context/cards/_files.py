@@ -9,6 +9,7 @@ from typing import Any
 from ..atomic import write_bytes_atomic
 from ..errors import CardError
 from ..files import decode_text, read_limited
+from ..safeload import loads_json
 from ._base import Warn
 from ._yaml import dump_yaml, load_yaml
 
@@ -24,10 +25,7 @@ def read_document(path: str | Path, what: str, limit: int, warn: Warn) -> tuple[
         p.suffix.lower() not in (".yaml", ".yml") and text.lstrip()[:1] in ("{", "[")
     )
     if is_json:
-        try:
-            return p, json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise CardError(p, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+        return p, loads_json(text, path=p, error=CardError, warn=warn)
     return p, load_yaml(text, p, CardError, warn)
 
 

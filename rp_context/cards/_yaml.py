@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from ..errors import InputFileError
+from ..safeload import loads_yaml
 from ._base import Warn
 
 __all__ = ["dump_yaml", "load_yaml"]
@@ -41,15 +43,9 @@ def dump_yaml(doc: Any) -> str:
     return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
 
 
-def load_yaml(text: str, path: Path | None, error: type[Exception], warn: Warn) -> Any:
-    """Parse YAML text; `error(path, reason)` on bad YAML. Dates become ISO text (with a warning)."""
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise error(path, f"{where}invalid YAML ({problem})") from exc
+def load_yaml(text: str, path: Path | None, error: type[InputFileError], warn: Warn) -> Any:
+    """Parse YAML text under rp_context.safeload's guards; dates become ISO text (with a warning)."""
+    doc = loads_yaml(text, path=path, error=error, warn=warn)
     return _plain(doc, "", warn)
 
 

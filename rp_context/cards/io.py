@@ -19,7 +19,8 @@ from pydantic import ValidationError
 
 from ..atomic import write_bytes_atomic
 from ..errors import CardError
-from ..files import read_limited
+from ..files import decode_text, read_limited
+from ..safeload import loads_json
 from ._base import Warn
 from ._yaml import dump_yaml, load_yaml
 from .charx import read_charx, write_charx
@@ -164,16 +165,16 @@ def card_from_bytes(
             max_unpacked=limits.max_charx_unpacked,
             max_members=limits.max_charx_members,
         )
-        raw = _parse_json(_decode_text(contents.card_json, path, warn, "card.json"), path, "card.json")
+        raw = _parse_json(_decode_text(contents.card_json, path, warn, "card.json"), path, "card.json", warn)
         assets = contents.assets
         if raw.get("spec") != "chara_card_v3":
             warn(f"the CHARX's card.json says spec {raw.get('spec')!r}, not chara_card_v3; read it anyway")
     elif fmt == "json":
         _check_text_size(data, path, limits)
-        raw = _parse_json(_decode_text(data, path, warn, "the card"), path, None)
+        raw = _parse_json(_decode_text(data, path, warn, "card"), path, None, warn)
     elif fmt == "yaml":
         _check_text_size(data, path, limits)
-        raw = _yaml_to_raw(load_yaml(_decode_text(data, path, warn, "the card"), path, CardError, warn), path, warn)
+        raw = _yaml_to_raw(load_yaml(_decode_text(data, path, warn, "card"), path, CardError, warn), path, warn)
     else:
         raise CardError(path, f"unknown card format {fmt!r}")
 
@@ -202,7 +203,7 @@ def _read_png(data: bytes, path: Path | None, warn: Warn, limits: CardLimits) ->
             continue
         try:
             text = decode_payload(chunk, path, warn, max_bytes=limits.max_card_json)
-            raw = _parse_json(text, path, f"the {chunk.keyword!r} chunk")
+            raw = _parse_json(text, path, f"the {chunk.keyword!r} chunk", warn)
         except CardError as exc:
             if keyword == "ccv3" and "chara" in chunks:
                 failures.append(exc.reason)
@@ -220,27 +221,11 @@ def _check_text_size(data: bytes, path: Path | None, limits: CardLimits) -> None
 
 
 def _decode_text(data: bytes, path: Path | None, warn: Warn, what: str) -> str:
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        if b"\0" in data:
-            raise CardError(path, f"{what} is binary data, not a card") from None
-        warn(f"{what} is not UTF-8; read it as Windows-1252")
-        return data.decode("cp1252", errors="replace")
+    return decode_text(path, data, error=CardError, what=what, warn=warn)
 
 
-def _parse_json(text: str, path: Path | None, where: str | None) -> dict[str, Any]:
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        prefix = f"{where}: " if where else ""
-        raise CardError(
-            path, f"{prefix}invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from exc
-    except RecursionError as exc:
-        raise CardError(path, "the card JSON is nested too deeply") from exc
+def _parse_json(text: str, path: Path | None, where: str | None, warn: Warn) -> dict[str, Any]:
+    raw = loads_json(text, path=path, error=CardError, where=where, warn=warn)
     if not isinstance(raw, dict):
         prefix = f"{where}: " if where else ""
         raise CardError(path, f"{prefix}card JSON is not an object (it is a {type(raw).__name__})")

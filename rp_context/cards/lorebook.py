@@ -20,6 +20,7 @@ from pydantic import Field, ValidationError, ValidationInfo, model_validator
 from ..atomic import write_bytes_atomic
 from ..errors import CardError
 from ..files import decode_text, read_limited
+from ..safeload import loads_json
 from ._base import LosslessModel, Warn, as_bool, as_number, as_text, as_text_list, join_path, warner
 from ._yaml import dump_yaml, load_yaml
 from .model import Lorebook, LoreEntry
@@ -288,10 +289,7 @@ def load_lorebook(path: str | Path) -> LorebookFile:
     if p.suffix.lower() in (".yaml", ".yml"):
         raw = load_yaml(text, p, CardError, warnings.append)
     else:
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise CardError(p, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+        raw = loads_json(text, path=p, error=CardError, warn=warnings.append)
     loaded = lorebook_from_dict(raw, path=p, name=p.name.split(".", 1)[0])
     loaded.warnings[:0] = warnings
     return loaded

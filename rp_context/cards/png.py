@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CardError
+from ..files import decode_text
 from ._base import Warn
 
 __all__ = [
@@ -146,11 +147,15 @@ def find_card_chunks(
 ) -> dict[str, CardChunk]:
     """The first `ccv3` and `chara` text chunks (keyword case ignored), by lower-case keyword."""
     found: dict[str, CardChunk] = {}
+    skipped: set[str] = set()
     for chunk in iter_chunks(data, path, warn):
         if chunk.type not in _TEXT_TYPES:
             continue
         head = chunk.data[:6].split(b"\0", 1)[0].decode("latin-1").lower()
         if head not in CARD_KEYWORDS:
+            continue
+        if head in found:
+            skipped.add(head)  # a later copy is never used: do not inflate it
             continue
         try:
             parsed = _text_chunk(chunk, max_text)
@@ -167,12 +172,13 @@ def find_card_chunks(
         keyword, text = parsed
         lower = keyword.lower()
         if lower in found:
-            if found[lower].text != text:
-                warn(f"the PNG has more than one {lower!r} chunk; used the first")
+            skipped.add(lower)
             continue
         if not chunk.crc_ok:
             warn(f"the {keyword!r} chunk at byte {chunk.offset} fails its CRC; read it anyway")
         found[lower] = CardChunk(keyword, chunk.type.decode(), text, chunk.offset, chunk.crc_ok)
+    for dup in sorted(skipped):
+        warn(f"the PNG has more than one {dup!r} chunk; used the first")
     return found
 
 
@@ -197,13 +203,7 @@ def decode_payload(chunk: CardChunk, path: Path | None, warn: Warn, *, max_bytes
         raw = base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise CardError(path, f"bad base64 in {name}: {exc}") from exc
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        warn(f"{name} is not UTF-8; read it as Windows-1252")
-        return raw.decode("cp1252", errors="replace")
+    return decode_text(path, raw, error=CardError, what=name, warn=warn)
 
 
 def embed_card_chunks(png: bytes, texts: dict[str, str], path: Path | None = None) -> bytes:

@@ -70,20 +70,20 @@ def detect_kind(path: Path) -> str:
     raw: Any = None
     try:
         raw = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # JSONDecodeError, or an integer past int()'s digits
         first = text.lstrip().split("\n", 1)[0]
         try:
             if isinstance(json.loads(first), dict) and "\n" in text.strip():
                 return "chat"
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):
             pass
         if suffix in (".yaml", ".yml") or not text.lstrip().startswith(("{", "[")):
-            import yaml
+            from ..safeload import loads_yaml
 
             try:
-                raw = yaml.safe_load(text)
-            except yaml.YAMLError:
-                return "card"
+                raw = loads_yaml(text, path=path, error=CardError)
+            except RPContextError:
+                return "card"  # the card loader says what is wrong
     if not isinstance(raw, dict):
         return "card"
     kind = raw.get("kind")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ChatFileError
+from ..safeload import loads_json
 
 MESSAGES_SIZE_LIMIT = 64 * 1024 * 1024
 
@@ -45,15 +46,13 @@ def _read_messages(path: str) -> list[Any]:
             if p.stat().st_size > MESSAGES_SIZE_LIMIT:
                 raise ChatFileError(p, "messages file is larger than 64 MiB")
             raw = p.read_text(encoding="utf-8")
-        data = json.loads(raw)
+        data = loads_json(raw, path=path, error=ChatFileError)
     except FileNotFoundError as exc:
         raise ChatFileError(path, "messages file not found") from exc
     except IsADirectoryError as exc:
         raise ChatFileError(path, "is a directory, not a messages file") from exc
     except UnicodeDecodeError as exc:
         raise ChatFileError(path, "messages file is not UTF-8") from exc
-    except json.JSONDecodeError as exc:
-        raise ChatFileError(path, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
     if isinstance(data, dict) and isinstance(data.get("messages"), list):
         data = data["messages"]
     if not isinstance(data, list):

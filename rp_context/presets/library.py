@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from pydantic import BaseModel
 from ..errors import PresetError
 from ..paths import bundled_dir, user_data_dir
 from .models import KIND_DIRS
-from .sillytavern import import_sillytavern
+from .sillytavern import import_sillytavern_file
 from .yamlio import kind_of, load_preset_file
 
 __all__ = ["PresetEntry", "preset_dirs", "list_presets", "find_preset", "load_preset", "read_preset"]
@@ -70,15 +69,7 @@ def read_preset(path: str | Path) -> BaseModel:
     """Load a preset file: our YAML, or SillyTavern JSON (imported on the fly)."""
     p = Path(path)
     if p.suffix.lower() == ".json":
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise PresetError(p, "preset file not found") from exc
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise PresetError(p, f"not a JSON preset ({exc})") from exc
-        except OSError as exc:
-            raise PresetError(p, f"cannot read preset file ({exc.strerror or exc})") from exc
-        return import_sillytavern(data, p)
+        return import_sillytavern_file(p)
     return load_preset_file(p)
 
 

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ValidationError
 
 from ..atomic import write_text_atomic
 from ..errors import PresetError
+from ..files import decode_text, read_limited
+from ..safeload import loads_json
 from ..templates.model import InstructTemplate
 from .models import ContextPreset, SysPromptPreset
 
@@ -87,17 +89,8 @@ def import_sillytavern(data: Any, path: str | Path | None = None, kind: str | No
 
 def import_sillytavern_file(path: str | Path) -> BaseModel:
     """Read a SillyTavern preset JSON file."""
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise PresetError(p, "preset file not found") from exc
-    except UnicodeDecodeError as exc:
-        raise PresetError(p, "preset file is not UTF-8") from exc
-    except json.JSONDecodeError as exc:
-        raise PresetError(p, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
-    except OSError as exc:
-        raise PresetError(p, f"cannot read preset file ({exc.strerror or exc})") from exc
+    p, raw = read_limited(path, error=PresetError, what="preset", limit=16 * 1024 * 1024)
+    data = loads_json(decode_text(p, raw, error=PresetError, what="preset"), path=p, error=PresetError)
     return import_sillytavern(data, p)
 
 

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ValidationError
 
 from ..atomic import write_text_atomic
 from ..errors import PresetError
+from ..files import decode_text, read_limited
+from ..safeload import loads_yaml
 from .models import MODEL_BY_KIND, PRESET_VERSION
 
 __all__ = ["load_preset_file", "parse_preset_text", "dump_preset", "save_preset", "kind_of"]
@@ -43,13 +45,7 @@ def _key_lines(text: str) -> dict[str, int]:
 
 def parse_preset_text(text: str, path: str | Path | None = None) -> BaseModel:
     """Validate preset YAML text into its model; PresetError names the file, line and key."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise PresetError(path, f"{where}invalid YAML ({problem})") from exc
+    data = loads_yaml(text, path=path, error=PresetError)
     if not isinstance(data, dict):
         raise PresetError(path, "a preset file must be a YAML mapping with kind, version and name")
     lines = _key_lines(text)
@@ -58,7 +54,7 @@ def parse_preset_text(text: str, path: str | Path | None = None) -> BaseModel:
         return f"line {lines[key]}: " if key in lines else ""
 
     kind = data.get("kind")
-    if kind not in MODEL_BY_KIND:
+    if not isinstance(kind, str) or kind not in MODEL_BY_KIND:
         raise PresetError(
             path,
             f"{at('kind')}'kind' must be one of {', '.join(MODEL_BY_KIND)} (got {kind!r})",
@@ -84,20 +80,8 @@ def parse_preset_text(text: str, path: str | Path | None = None) -> BaseModel:
 
 def load_preset_file(path: str | Path) -> BaseModel:
     """Read and validate one YAML preset file."""
-    p = Path(path)
-    try:
-        if p.stat().st_size > PRESET_SIZE_LIMIT:
-            raise PresetError(p, "preset file is larger than 4 MiB")
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise PresetError(p, "preset file not found") from exc
-    except IsADirectoryError as exc:
-        raise PresetError(p, "is a directory, not a preset file") from exc
-    except UnicodeDecodeError as exc:
-        raise PresetError(p, "preset file is not UTF-8 text") from exc
-    except OSError as exc:
-        raise PresetError(p, f"cannot read preset file ({exc.strerror or exc})") from exc
-    return parse_preset_text(text, p)
+    p, data = read_limited(path, error=PresetError, what="preset", limit=PRESET_SIZE_LIMIT)
+    return parse_preset_text(decode_text(p, data, error=PresetError, what="preset"), p)
 
 
 class _Dumper(yaml.SafeDumper):
