@@ -6,12 +6,11 @@ Importing rp_context never imports Textual, the `tui` app, or llama_cpp (that lo
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .assemble import AssembledPrompt, AssemblySettings, AuthorNote, assemble
 from .backends.base import Backend, GenerationResult, PromptInput, ReplyStream, TurnMetrics
-from .backends.llama import LlamaBackend, LlamaLoadOptions
-from .backends.remote import RemoteBackend
 from .backends.stops import StopScanner
-from .backends.turns import run_turns
 from .budget import BudgetReport, FittedPrompt, fit_prompt
 from .cards import (
     Card,
@@ -90,7 +89,30 @@ from .worldinfo import (
     activate_world_info,
 )
 
+if TYPE_CHECKING:
+    from .backends.llama import LlamaBackend, LlamaLoadOptions
+    from .backends.remote import RemoteBackend
+    from .backends.turns import run_turns
+
 __version__ = "0.1.0"
+
+_LAZY = {
+    "LlamaBackend": "rp_context.backends.llama",
+    "LlamaLoadOptions": "rp_context.backends.llama",
+    "RemoteBackend": "rp_context.backends.remote",
+    "run_turns": "rp_context.backends.turns",
+}
+"""Names whose modules load heavy packages (llama_cpp and numpy, httpx): imported on first use."""
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     # assembly, budget and the whole pipeline
