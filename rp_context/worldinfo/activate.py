@@ -15,7 +15,7 @@ from ..cards.model import Lorebook
 from ..macros import MacroContext, expand_macros
 from ..tokens import TokenCounter
 from .entries import LOGIC_NAMES, PreparedEntry, prepare_entries
-from .matching import KeyMatcher, ScanBuffer, ScanMessage
+from .matching import REGEX_TIMEOUT_S, KeyMatcher, ScanBuffer, ScanMessage
 from .result import DecisionStatus, FiredEntry, LoreDecision, WorldInfoResult
 from .settings import WorldInfoSettings
 from .timed import TimedEffects
@@ -81,10 +81,17 @@ class _Scan:
         self.passes = 0
         self._keys_cache: dict[str, str] = {}
         self._matched_key: str | None = None
+        self.timed_out: set[str] = set()
+        """Regex keys that ran past REGEX_TIMEOUT_S this run: they count as not matching."""
 
     # ------------------------------------------------------------------------------- helpers
 
     def decide(self, entry: PreparedEntry, status: DecisionStatus, reason: str, **extra: Any) -> None:
+        if self.timed_out:
+            slow = [k for k in (*entry.keys, *entry.secondary) if self.key_text(k) in self.timed_out]
+            if slow:
+                reason = (f"{reason}; regex key {self.key_text(slow[0])!r} gave up after "
+                          f"{REGEX_TIMEOUT_S} s (pathological) and counts as not matching")
         self.decisions[entry.key] = _Decision(status, reason, scan_pass=self.passes, **extra)
 
     def macro(self, text: str) -> str:
@@ -97,9 +104,8 @@ class _Scan:
             self._keys_cache[key] = self.macro(key).strip()
         return self._keys_cache[key]
 
-    @staticmethod
-    def matcher(entry: PreparedEntry) -> KeyMatcher:
-        return KeyMatcher(entry.case_sensitive, entry.whole_words, entry.use_regex)
+    def matcher(self, entry: PreparedEntry) -> KeyMatcher:
+        return KeyMatcher(entry.case_sensitive, entry.whole_words, entry.use_regex, self.timed_out)
 
     def find(self, keys: list[str], haystack: str, matcher: KeyMatcher) -> str | None:
         for key in keys:

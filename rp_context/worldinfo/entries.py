@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._types import ROLES
 from ..cards.model import Lorebook, LoreEntry
 from .decorators import parse_decorators
 from .result import Position, Role
@@ -35,7 +37,7 @@ _POSITION_NAMES: dict[str, Position] = {
     "after_char": "after",
     **{name: name for name in ST_POSITIONS.values()},
 }
-_ROLES: dict[int, Role] = {0: "system", 1: "user", 2: "assistant"}
+_ROLES: dict[int, Role] = dict(enumerate(ROLES))
 LOGIC_NAMES = {0: "AND_ANY", 1: "NOT_ALL", 2: "NOT_ANY", 3: "AND_ALL"}
 DEFAULT_DEPTH = 4
 DEFAULT_WEIGHT = 100
@@ -101,7 +103,7 @@ def _int(value: Any, default: int) -> int:
         return default if not isinstance(value, bool) else int(value)
     try:
         return int(float(value))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # "abc", "1e999", Infinity: not a number here
         return default
 
 
@@ -109,9 +111,10 @@ def _float(value: Any, default: float) -> float:
     if _is_missing(value) or isinstance(value, bool):
         return default
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
         return default
+    return number if math.isfinite(number) else default
 
 
 def _bool(value: Any, default: bool) -> bool:
@@ -139,13 +142,13 @@ def _position(entry: LoreEntry) -> tuple[Position | None, Any]:
             return _POSITION_NAMES[text], raw
         try:
             raw_number: Any = int(text)
-        except ValueError:
+        except ValueError:  # also a number past int()'s digits
             return None, raw
     else:
         raw_number = raw
     try:
         return ST_POSITIONS.get(int(raw_number)), raw
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None, raw
 
 
@@ -220,7 +223,7 @@ def prepare_entry(entry: LoreEntry, *, uid: int | str, book: str, index: int, se
         logic=_int(ext.get("selectiveLogic"), 0),
         constant=constant,
         enabled=entry.enabled,
-        order=float(entry.insertion_order),
+        order=_float(entry.insertion_order, 100.0),
         position=position,
         raw_position=raw_position,
         depth=depth,
@@ -286,7 +289,7 @@ def prepare_entries(books: Sequence[Lorebook], settings: WorldInfoSettings) -> l
             name = f"{name}#{b + 1}"
         names.add(name)
         ordered = _js_key_order(book.entries)
-        ordered.sort(key=lambda i: -float(book.entries[i].insertion_order))
+        ordered.sort(key=lambda i: -_float(book.entries[i].insertion_order, 100.0))
         seen: set[str] = set()
         for i in ordered:
             entry = book.entries[i]

@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
 
-__all__ = ["ScanBuffer", "ScanMessage", "KeyMatcher", "parse_regex_key"]
+import regex
+
+__all__ = ["REGEX_TIMEOUT_S", "ScanBuffer", "ScanMessage", "KeyMatcher", "parse_regex_key"]
+
+REGEX_TIMEOUT_S = 0.25
+"""How long one regex key may search the scan buffer; past it the key counts as not matching and
+the entry's decision says so (a pathological key like `/(a+)+$/` cannot hang a render)."""
 
 MATCHER = "\x01"
 JOINER = "\n" + MATCHER
@@ -35,7 +41,7 @@ class ScanMessage(Protocol):
 
 
 @lru_cache(maxsize=4096)
-def parse_regex_key(key: str) -> re.Pattern[str] | None:
+def parse_regex_key(key: str) -> regex.Pattern[str] | None:
     """A `/pattern/flags` key as a compiled pattern; None when it is not one (or does not compile)."""
     m = _JS_REGEX.fullmatch(key)
     if not m:
@@ -44,16 +50,22 @@ def parse_regex_key(key: str) -> re.Pattern[str] | None:
     if _UNESCAPED_SLASH.search(pattern):
         return None
     pattern = _JS_NAMED_GROUP.sub("(?P<", pattern.replace("\\/", "/", 1))
-    bits = 0
+    bits = regex.V0
     if "i" in flags:
-        bits |= re.IGNORECASE
+        bits |= regex.IGNORECASE
     if "m" in flags:
-        bits |= re.MULTILINE
+        bits |= regex.MULTILINE
     if "s" in flags:
-        bits |= re.DOTALL
+        bits |= regex.DOTALL
+    return _compile(pattern, bits)
+
+
+def _compile(pattern: str, flags: int) -> regex.Pattern[str] | None:
+    """A regex with `re`'s syntax, compiled by the `regex` package (it can time out a search)."""
     try:
-        return re.compile(pattern, bits)
-    except re.error:
+        re.compile(pattern, flags & (re.IGNORECASE | re.MULTILINE | re.DOTALL))
+        return regex.compile(pattern, flags)
+    except (re.error, regex.error, RecursionError, OverflowError, ValueError):
         return None
 
 
@@ -78,11 +90,8 @@ def _lower(text: str) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _plain_regex(key: str, case_sensitive: bool) -> re.Pattern[str] | None:
-    try:
-        return re.compile(key, 0 if case_sensitive else re.IGNORECASE)
-    except re.error:
-        return None
+def _plain_regex(key: str, case_sensitive: bool) -> regex.Pattern[str] | None:
+    return _compile(key, regex.V0 | (0 if case_sensitive else regex.IGNORECASE))
 
 
 @dataclass(frozen=True)
@@ -93,13 +102,22 @@ class KeyMatcher:
     whole_words: bool
     use_regex: bool = False
     """V3 `use_regex`: plain keys are regular expressions too."""
+    timed_out: set[str] | None = field(default=None, compare=False, hash=False)
+    """Where regex keys that ran past REGEX_TIMEOUT_S are noted (and then skipped: no match)."""
 
     def matches(self, haystack: str, key: str) -> bool:
-        regex = parse_regex_key(key)
-        if regex is None and self.use_regex:
-            regex = _plain_regex(key, self.case_sensitive)
-        if regex is not None:
-            return regex.search(haystack) is not None
+        pattern = parse_regex_key(key)
+        if pattern is None and self.use_regex:
+            pattern = _plain_regex(key, self.case_sensitive)
+        if pattern is not None:
+            if self.timed_out is not None and key in self.timed_out:
+                return False
+            try:
+                return pattern.search(haystack, timeout=REGEX_TIMEOUT_S) is not None
+            except TimeoutError:
+                if self.timed_out is not None:
+                    self.timed_out.add(key)
+                return False
         if not self.case_sensitive:
             haystack = _lower(haystack)
             key = key.lower()
