@@ -291,6 +291,11 @@ def assemble(
                                            char=author))
         texts[m.id] = text
 
+    # --- reasoning: kept out of the prompt but for the last N replies; the thinking switch ------
+    from .reasoning import prepare_prompt
+
+    prefill = prepare_prompt(visible, texts, instruct.reasoning, meta, mode=mode)
+
     # --- world info -----------------------------------------------------------------------------
     lore = None
     books = [b for b in (*_card_books(cards, roster, speaker, by_name), *lorebooks) if b is not None]
@@ -438,6 +443,10 @@ def assemble(
                             role="assistant" if mode != "impersonate" else "user",
                             name=speaker if mode != "impersonate" else user, pinned=True,
                             source=f"preset:instruct/{instruct.name}"))
+    if prefill:  # after the generation header: opens (or skips) the reasoning block
+        segments.append(Segment(id="reasoning_prefill", kind=SegmentKind.STRUCTURE, text=prefill,
+                                special=True, pinned=True,
+                                source=f"preset:instruct/{instruct.name}:reasoning"))
     stop: list[str] = []
     if context.use_stop_strings:
         for s in (context.chat_start, context.example_separator):

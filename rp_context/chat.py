@@ -156,6 +156,40 @@ class ChatMessage(LosslessModel):
     def is_user(self) -> bool:
         return self.role == "user"
 
+    # -- reasoning, stored the SillyTavern way in `extra` ------------------------------------
+    @property
+    def reasoning(self) -> str:
+        """The reply's reasoning block (`extra.reasoning`), kept apart from `text`; "" if none."""
+        value = self.extra.get("reasoning")
+        return value if isinstance(value, str) else ""
+
+    @property
+    def reasoning_duration(self) -> float | None:
+        """Seconds the model spent reasoning (stored as milliseconds in
+        `extra.reasoning_duration`, as SillyTavern does); None when unknown."""
+        value = self.extra.get("reasoning_duration")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        return value / 1000
+
+    @property
+    def reasoning_type(self) -> str | None:
+        """Where the reasoning came from: `parsed` from the reply, `model` (apart from the
+        reply), `manual` or `edited` by hand (`extra.reasoning_type`)."""
+        value = self.extra.get("reasoning_type")
+        return value if isinstance(value, str) else None
+
+    def set_reasoning(self, reasoning: str, *, duration_s: float | None = None,
+                      kind: str = "parsed") -> None:
+        """Store (or, with "", remove) the reasoning of the selected reply."""
+        for key in ("reasoning", "reasoning_duration", "reasoning_type"):
+            self.extra.pop(key, None)
+        if reasoning:
+            self.extra["reasoning"] = reasoning
+            self.extra["reasoning_duration"] = (
+                round(duration_s * 1000) if duration_s is not None else None)
+            self.extra["reasoning_type"] = kind
+
     def select_swipe(self, index: int) -> None:
         """Show swipe `index` (clamped to the swipes there are)."""
         if not self.swipes:

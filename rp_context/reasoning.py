@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from .chat import ChatMessage
 
 __all__ = [
     "ReasoningFormat",
@@ -355,3 +358,97 @@ def _orphan_closer(result: Split, shape: ReasoningShape) -> Split | None:
                     rest = rest[len(m):]
             return Split(result.text[:i].strip(), rest, False, shape.name)
     return None
+
+
+# ------------------------------------------------------------------------- prompts and chats
+
+THINKING_KEY = "rp_context_thinking"
+"""Chat-metadata key holding this chat's thinking switch (true/false; absent: the preset's)."""
+
+
+def strip_block(text: str, shapes: Sequence[ReasoningShape]) -> str:
+    """A stored message's text without a reasoning block at its start (chats written before
+    reasoning was parsed, or imported with SillyTavern's auto-parse off)."""
+    if not any(s.opener in text for s in shapes):
+        return text
+    splitter = ReasoningSplitter(shapes)
+    splitter.feed(text)
+    splitter.finish()
+    return splitter.text if splitter.shape is not None else text
+
+
+def prompt_texts(messages: Sequence[ChatMessage], texts: dict[str, str], fmt: ReasoningFormat, *,
+                 continuing: bool = False) -> None:
+    """Reasoning in the prompt, in place of `texts` (message id → text sent): inline blocks are
+    removed, stored reasoning stays out except for the last `fmt.add_to_prompt` replies, and a
+    continued reply carries its own (an unfinished block is left open, so the model goes on
+    thinking), as SillyTavern does."""
+    shapes = shapes_for(fmt)
+    added = 0
+    last = messages[-1] if messages else None
+    for m in reversed(messages):
+        if m.role != "assistant":
+            continue
+        mid = m.id
+        text = strip_block(texts[mid], shapes) if fmt.parse else texts[mid]
+        reasoning = m.reasoning
+        own = continuing and m is last
+        if reasoning and (own or added < fmt.add_to_prompt):
+            text = format_reasoning(fmt, reasoning, text if (text or not own) else None)
+            added += 1
+        if text != texts[mid]:
+            texts[mid] = text
+
+
+def thinking_for(chat_metadata: dict[str, object] | None, fmt: ReasoningFormat) -> bool | None:
+    """This chat's thinking switch: the chat's own setting, else the preset's (None: leave the
+    model's default)."""
+    value = (chat_metadata or {}).get(THINKING_KEY)
+    return value if isinstance(value, bool) else fmt.thinking
+
+
+def thinking_prefill(fmt: ReasoningFormat, thinking: bool | None) -> str:
+    """Text written after the generation header for this switch (opens or skips the block)."""
+    if thinking is None:
+        return ""
+    return fmt.start_prefill if thinking else fmt.off_prefill
+
+
+def thinking_switch(fmt: ReasoningFormat, thinking: bool | None) -> str:
+    """Text appended to the newest user message for this switch (Qwen3's `/think`, `/no_think`)."""
+    if thinking is None:
+        return ""
+    return fmt.on_switch if thinking else fmt.off_switch
+
+
+def prepare_prompt(messages: Sequence[ChatMessage], texts: dict[str, str], fmt: ReasoningFormat,
+                   chat_metadata: dict[str, object] | None, *, mode: str = "normal") -> str:
+    """Every reasoning rule of a prompt in one place: `prompt_texts`, then this chat's thinking
+    switch on the newest user message. Returns the prefill to write after the generation header."""
+    prompt_texts(messages, texts, fmt, continuing=mode == "continue")
+    if mode != "normal":
+        return ""
+    thinking = thinking_for(chat_metadata, fmt)
+    switch = thinking_switch(fmt, thinking)
+    if switch:
+        last_user = next((m for m in reversed(messages) if m.role == "user"), None)
+        if last_user is not None:
+            texts[last_user.id] = texts[last_user.id] + switch
+    return thinking_prefill(fmt, thinking)
+
+
+def closing_text(fmt: ReasoningFormat, shape: ReasoningShape | None) -> str:
+    """What closes a block the budget cut short, written into the prompt before the reply: the
+    preset's suffix and separator for its own shape, else the shape's closer and reply opener."""
+    if shape is None or shape is shapes_for(fmt)[0]:
+        return fmt.suffix + fmt.separator
+    return shape.closers[0] + (shape.reply_markers[0] if shape.reply_markers else "\n\n")
+
+
+def split_stops(stops: Sequence[str], shapes: Sequence[ReasoningShape]) -> tuple[list[str], list[str]]:
+    """Stop strings for the backend, and those held back to the reply text: a stop string found
+    inside a reasoning marker (gpt-oss's `<|end|>`, `<|start|>`) must not end the reply while
+    the model is still reasoning."""
+    markers = [m for s in shapes for m in (s.opener, *s.closers, *s.reply_markers)]
+    held = [s for s in stops if any(s in m for m in markers)]
+    return [s for s in stops if s not in held], held

@@ -9,17 +9,29 @@ from __future__ import annotations
 
 import datetime as _dt
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from .assemble import AssemblySettings
+from .backends.stops import StopScanner
 from .budget import FittedPrompt
 from .chat import Chat, ChatMessage, save_chat, st_timestamp
 from .errors import RPContextError
 from .flatten import Mode
 from .pipeline import Cast, Setup, build_prompt
+from .reasoning import (
+    THINKING_KEY,
+    Delta,
+    ReasoningSplitter,
+    closing_text,
+    shape_opened_by,
+    shapes_for,
+    split_stops,
+    thinking_for,
+)
 
 __all__ = ["ChatSession", "Turn"]
 
@@ -30,10 +42,13 @@ MUTED_KEY = "rp_context_muted"
 
 @dataclass
 class Turn:
-    """One streaming generation. Iterate for text pieces; `cancel()` stops it from any thread.
+    """One streaming generation. Iterate for text pieces (or `deltas()` for reasoning and text
+    apart); `cancel()` stops it from any thread.
 
-    When the stream ends (or is cancelled), the session commits the text to the chat: a new
-    message, a new swipe, the continued message, or nothing for an impersonation (`text` holds it).
+    While it streams, `reasoning` holds the reasoning so far and `thinking` says whether the
+    model is still in its reasoning block. When the stream ends (or is cancelled), the session
+    commits the text and reasoning to the chat: a new message, a new swipe, the continued
+    message, or nothing for an impersonation (`text` holds it).
     """
 
     session: ChatSession
@@ -45,17 +60,65 @@ class Turn:
     text: str = ""
     message: ChatMessage | None = None
     committed: bool = False
+    reasoning: str = ""
+    """The reply's reasoning so far (stored apart from the text, in `extra.reasoning`)."""
+    reasoning_duration: float | None = None
+    """Seconds from the start of the turn to the end of the reasoning block."""
+    raw: str = ""
+    """Everything the model wrote, markers and all."""
+    _splitter: ReasoningSplitter | None = None
+    _text_stops: Any = None
+    _sampler: Any = None
+    _stop: list[str] = field(default_factory=list)
+    _started: float = field(default_factory=time.monotonic)
+
+    @property
+    def thinking(self) -> bool:
+        """True while the model is inside its reasoning block."""
+        return self._splitter is not None and self._splitter.in_reasoning
 
     def __iter__(self) -> Iterator[str]:
+        for delta in self.deltas():
+            if delta.text:
+                yield delta.text
+
+    def deltas(self) -> Iterator[Delta]:
+        """Reasoning and text pieces as they arrive (one of the two may be empty)."""
         try:
-            for piece in self._stream:
-                self.text += piece
-                yield piece
-                if self._cancel.is_set():
-                    self._stream.cancel()
+            while True:
+                for piece in self._stream:
+                    self.raw += piece
+                    delta = self._take(self._splitter.feed(piece) if self._splitter else Delta("", piece))
+                    if delta.reasoning or delta.text:
+                        yield delta
+                    if self._cancel.is_set() or (self._text_stops and self._text_stops.stopped):
+                        self._stream.cancel()
+                    elif self._splitter is not None and self._splitter.over_budget:
+                        break
+                else:
+                    break
+                closed = self._take(self._splitter.close())  # budget spent: close the block
+                if closed.reasoning:
+                    yield closed
+                self._stream = self.session._close_reasoning(self, self._stream)
+            if self._splitter is not None:
+                delta = self._take(self._splitter.finish())
+                if delta.reasoning or delta.text:
+                    yield delta
         finally:
             self._stream.close()
             self.session._commit(self)
+
+    def _take(self, delta: Delta) -> Delta:
+        """Record a split piece: reasoning as is, text through the held-back stop strings."""
+        self.reasoning += delta.reasoning
+        if self.reasoning and self.reasoning_duration is None and not self.thinking:
+            self.reasoning_duration = time.monotonic() - self._started
+        text = delta.text
+        if text and self._text_stops is not None:
+            text = self._text_stops.feed(text)
+        self.text += text
+        return Delta(delta.reasoning, text)
 
     def cancel(self) -> None:
         """Stop the reply before its next token; what arrived so far is kept."""
@@ -69,6 +132,41 @@ class Turn:
             return self._stream.result.metrics
         except RuntimeError:
             return None
+
+
+_REASONING_KEYS = ("reasoning", "reasoning_duration", "reasoning_type")
+
+
+def _keep_swipe_reasoning(msg: ChatMessage) -> None:
+    """SillyTavern keeps each swipe's `extra` in `swipe_info`: the selected swipe's reasoning is
+    written there too, so it follows its swipe (only once a swipe of this message has any)."""
+    info = getattr(msg, "swipe_info", None)
+    if not msg.reasoning and not isinstance(info, list):
+        return
+    entries = list(info) if isinstance(info, list) else []
+    n = len(msg.swipes or [msg.text])
+    while len(entries) < n:
+        entries.append({"send_date": msg.send_date, "extra": {}})
+    idx = msg.swipe_id or 0
+    entry = dict(entries[idx]) if isinstance(entries[idx], dict) else {}
+    extra = {k: v for k, v in dict(entry.get("extra") or {}).items() if k not in _REASONING_KEYS}
+    extra.update({k: msg.extra[k] for k in _REASONING_KEYS if k in msg.extra})
+    entry["extra"] = extra
+    entries[idx] = entry
+    msg.swipe_info = entries
+
+
+def _restore_swipe_reasoning(msg: ChatMessage) -> None:
+    """The reasoning of the swipe just selected, from `swipe_info` (none if it had none)."""
+    info = getattr(msg, "swipe_info", None)
+    idx = msg.swipe_id or 0
+    if not isinstance(info, list) or idx >= len(info) or not isinstance(info[idx], dict):
+        return
+    extra = info[idx].get("extra") or {}
+    for key in _REASONING_KEYS:
+        msg.extra.pop(key, None)
+        if isinstance(extra, dict) and key in extra:
+            msg.extra[key] = extra[key]
 
 
 class ChatSession:
@@ -186,6 +284,7 @@ class ChatSession:
             return False
         msg.swipe_id = idx
         msg.text = swipes[idx]
+        _restore_swipe_reasoning(msg)
         self.save()
         return True
 
@@ -290,10 +389,70 @@ class ChatSession:
             # a new swipe must differ from the old ones even with a fixed seed
             n = len(self.chat.messages[-1].swipes or [None])
             sampler = sampler.model_copy(update={"seed": (sampler.seed or 0) + 7919 * n + 1})
+        splitter = self._splitter_for(kind, fitted)
+        held: list[str] = []
+        if splitter is not None:
+            stop, held = split_stops(stop, splitter.shapes)
         stream = self.backend.stream(fitted.ids if fitted.ids else fitted.text,
                                      sampler=sampler, stop=stop)
         who = speaker or (self.user if kind == "impersonate" else self.members[0])
-        return Turn(self, kind, who, fitted, stream)
+        return Turn(self, kind, who, fitted, stream, _splitter=splitter,
+                    _text_stops=StopScanner(held) if held else None, _sampler=sampler, _stop=stop)
+
+    # -- reasoning -------------------------------------------------------------------------
+    @property
+    def thinking(self) -> bool | None:
+        """This chat's thinking switch: on, off, or None for the model's own default."""
+        meta = self.chat.header.chat_metadata if self.chat.header is not None else None
+        return thinking_for(meta, self.setup.instruct.reasoning)
+
+    def set_thinking(self, on: bool | None) -> None:
+        """Switch thinking on or off for this chat (None: back to the preset's default); saved in
+        the chat file's metadata. The preset says how: a prefill or a `/no_think`-style switch."""
+        if self.chat.header is None:
+            raise RPContextError("this chat has no header line to keep the thinking switch in")
+        meta = self.chat.header.chat_metadata
+        if on is None:
+            meta.pop(THINKING_KEY, None)
+        else:
+            meta[THINKING_KEY] = on
+        self.save()
+
+    def _splitter_for(self, kind: TurnKind, fitted: FittedPrompt) -> ReasoningSplitter | None:
+        """A splitter for this turn's reply: mid-block when the prompt opened it (template,
+        prefill, or a continued reply whose reasoning was unfinished); None when not parsing."""
+        fmt = self.setup.instruct.reasoning
+        if not fmt.parse or kind == "impersonate":
+            return None
+        shapes = shapes_for(fmt)
+        if kind == "continue":
+            last = self.chat.messages[-1]
+            if not (last.reasoning and not last.text.strip()):
+                return None  # the reply text goes on; no block can open mid-reply
+            inside = shapes[0]
+        else:
+            inside = shape_opened_by(fitted.text[-256:], shapes)
+        count = self.counter.count if fmt.budget else None
+        return ReasoningSplitter(shapes, inside=inside, budget=fmt.budget, count=count)
+
+    def _close_reasoning(self, turn: Turn, stream: Any) -> Any:
+        """The reasoning budget is spent: stop, write the block's close after what the model
+        wrote, and go on from there (llama.cpp reuses the cached prompt and reasoning)."""
+        from .backends.base import PromptInput
+
+        stream.close()
+        closing = closing_text(self.setup.instruct.reasoning, turn._splitter.shape if turn._splitter else None)
+        try:
+            generated = list(stream.result.token_ids)
+        except RuntimeError:
+            generated = []
+        text = turn.fitted.text + turn.raw + closing
+        prompt: Any = text
+        if turn.fitted.ids and generated:
+            ids = [*turn.fitted.ids, *generated, *self.counter.tokenize(closing, special=True)]
+            prompt = PromptInput(ids=tuple(ids), text=text)
+        turn.raw += closing
+        return self.backend.stream(prompt, sampler=turn._sampler, stop=turn._stop)
 
     def _commit(self, turn: Turn) -> None:
         if turn.committed:
@@ -305,23 +464,33 @@ class ChatSession:
             self.last_metrics = None
         text = self._clean(turn.text, turn.speaker, continuing=turn.kind == "continue")
         turn.text = text
-        if turn.kind == "impersonate" or not text.strip():
+        if turn.reasoning and turn.reasoning_duration is None:  # the block never closed
+            turn.reasoning_duration = time.monotonic() - turn._started
+        reasoning = turn.reasoning.strip()
+        if turn.kind == "impersonate" or not (text.strip() or reasoning):
             return
         now = st_timestamp(_dt.datetime.now())
         if turn.kind == "reply":
             msg = ChatMessage(id=self._new_id(), name=turn.speaker, role="assistant", text=text,
                               send_date=now, swipes=[text], swipe_id=0)
+            msg.set_reasoning(reasoning, duration_s=turn.reasoning_duration)
             self.chat.messages.append(msg)
         elif turn.kind == "swipe":
             msg = self.chat.messages[-1]
             swipes = list(msg.swipes or [msg.text])
             swipes.append(text)
             msg.swipes, msg.swipe_id, msg.text = swipes, len(swipes) - 1, text
+            msg.set_reasoning(reasoning, duration_s=turn.reasoning_duration)
         else:  # continue
             msg = self.chat.messages[-1]
             msg.text = msg.text + turn.text
             if msg.swipes:
                 msg.swipes[msg.swipe_id or 0] = msg.text
+            if turn.reasoning:  # an unfinished block went on
+                before = msg.reasoning_duration or 0.0
+                msg.set_reasoning((msg.reasoning + turn.reasoning).strip(),
+                                  duration_s=before + (turn.reasoning_duration or 0.0))
+        _keep_swipe_reasoning(msg)
         turn.message = msg
         self.save()
 

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..reasoning import ReasoningFormat
+
 __all__ = ["Message", "InstructTemplate", "Role", "ROLES", "as_messages", "c_trim"]
 
 Role = Literal["system", "user", "assistant"]
@@ -144,6 +146,10 @@ class InstructTemplate(BaseModel):
     generation_prompt: str | None = None
     """The generation header verbatim (`""`: none, as in Mistral); None derives it from the
     output sequences the SillyTavern way."""
+
+    reasoning: ReasoningFormat = Field(default_factory=ReasoningFormat)
+    """How the model marks its reasoning, whether it goes back into prompts, the thinking
+    switch and budget (`rp_context.reasoning.ReasoningFormat`)."""
 
     sillytavern_extra: dict[str, Any] = Field(default_factory=dict)
     """SillyTavern keys we keep but do not use (legacy `separator_sequence`, `names`, ...), so an
