@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from rp_context.budget import FittedPrompt, common_prefix  # noqa: E402
+from rp_context.budget import FittedPrompt  # noqa: E402
 from rp_context.cards import GroupRoster  # noqa: E402
 from rp_context.chat import Chat  # noqa: E402
 from rp_context.models import resolve_model  # noqa: E402
@@ -25,7 +25,7 @@ from rp_context.pipeline import Cast, load_cast  # noqa: E402
 from rp_context.segments import Segment, SegmentKind  # noqa: E402
 from rp_context.synth import synthetic_chat  # noqa: E402
 from rp_context.templates.render import token_ids  # noqa: E402
-from rp_context.tokens import LlamaTokenizer, TextPart  # noqa: E402
+from rp_context.tokens import LlamaTokenizer, TextPart, common_prefix  # noqa: E402
 
 T = TypeVar("T")
 

@@ -35,8 +35,8 @@ from _common import (
     tokens_before_message,
 )
 
-from rp_context.budget import common_prefix
 from rp_context.pipeline import build_prompt, load_setup
+from rp_context.tokens import common_prefix
 
 TARGET_KEPT = 0.90
 TARGET_REEVAL = 2.0

@@ -22,9 +22,9 @@ from .errors import BudgetError
 from .flatten import FlatPrompt
 from .policy import BudgetPolicy
 from .segments import SECTION_OF, Section, Segment, SegmentKind, Tier
-from .tokens import TokenCounter
+from .tokens import TokenCounter, common_prefix
 
-__all__ = ["BudgetPolicy", "BudgetReport", "FittedPrompt", "fit_prompt", "common_prefix"]
+__all__ = ["BudgetPolicy", "BudgetReport", "FittedPrompt", "fit_prompt"]
 
 class BudgetReport(BaseModel):
     """What the budget manager did and where the tokens went."""
@@ -79,15 +79,6 @@ class FittedPrompt:
     @property
     def stop(self) -> list[str]:
         return [*self.flat.stop, *[s for s in self.assembled.stop if s not in self.flat.stop]]
-
-
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """Length of the longest common prefix of two token lists."""
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
 
 
 @dataclass(eq=False)

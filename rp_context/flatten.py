@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
+from ._types import Mode
 from .segments import Segment, SegmentKind, Tier
 from .templates.model import InstructTemplate, Message
 from .templates.render import render_instruct
@@ -19,7 +19,6 @@ from .tokens import TextPart
 
 __all__ = ["Span", "FlatPrompt", "flatten", "Mode"]
 
-Mode = Literal["normal", "continue", "impersonate"]
 
 
 @dataclass(frozen=True, slots=True)

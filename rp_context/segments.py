@@ -8,9 +8,10 @@ character of the output maps back to one segment.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from ._types import Role
 
 __all__ = ["SegmentKind", "Tier", "Segment", "Section", "SECTION_OF"]
 
@@ -73,7 +74,6 @@ SECTION_OF: dict[SegmentKind, Section] = {
     SegmentKind.STRUCTURE: Section.STRUCTURE,
 }
 
-Role = Literal["system", "user", "assistant"]
 
 
 class Tier(StrEnum):

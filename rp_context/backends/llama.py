@@ -22,6 +22,7 @@ from .._llama import import_llama_cpp, load_llama
 from ..errors import BackendError
 from ..models import resolve_model
 from ..sampling import SamplerSettings
+from ..tokens import common_prefix
 from .base import (
     GenerationResult,
     PromptInput,
@@ -32,7 +33,7 @@ from .base import (
     sampler_with,
 )
 from .kvstate import KVStateHeader, KVStateMismatch, model_fingerprint, read_state, write_state
-from .shift import common_prefix, plan_shift
+from .shift import plan_shift
 from .stops import StopScanner
 
 __all__ = ["KVCacheType", "LlamaLoadOptions", "LlamaBackend"]

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ShiftPlan", "common_prefix", "plan_shift"]
+from ..tokens import common_prefix
+
+__all__ = ["ShiftPlan", "plan_shift"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,16 +29,6 @@ class ShiftPlan:
 
 def _as_array(ids: Sequence[int] | np.ndarray) -> np.ndarray:
     return np.asarray(ids, dtype=np.int64)
-
-
-def common_prefix(a: Sequence[int] | np.ndarray, b: Sequence[int] | np.ndarray) -> int:
-    """Length of the longest common prefix of two token sequences."""
-    x, y = _as_array(a), _as_array(b)
-    n = min(len(x), len(y))
-    if n == 0:
-        return 0
-    diff = np.nonzero(x[:n] != y[:n])[0]
-    return int(diff[0]) if len(diff) else n
 
 
 def plan_shift(

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import ValidationError, ValidationInfo, model_validator
 
+from .._types import ROLES, Role
 from ..errors import CardError
 from ._base import LosslessModel, Warn, as_number, as_text, warner
 from ._files import read_document, write_document
@@ -20,13 +21,12 @@ from ._files import read_document, write_document
 __all__ = ["Persona", "PersonaFile", "PersonaPosition", "load_persona", "save_persona", "personas_from_st_backup"]
 
 PersonaPosition = Literal["in_prompt", "top_an", "bottom_an", "at_depth", "none"]
-Role = Literal["system", "user", "assistant"]
 YAML_KIND = "persona"
 MAX_PERSONA_BYTES = 4 * 1024 * 1024
 
 # SillyTavern's persona_description_positions (1, AFTER_CHAR, is deprecated: same as 0).
 _ST_POSITIONS: dict[int, PersonaPosition] = {0: "in_prompt", 1: "in_prompt", 2: "top_an", 3: "bottom_an", 4: "at_depth", 9: "none"}
-_ST_ROLES: dict[int, Role] = {0: "system", 1: "user", 2: "assistant"}
+_ST_ROLES: dict[int, Role] = dict(enumerate(ROLES))
 _POSITION_NAMES = {"in_prompt", "top_an", "bottom_an", "at_depth", "none"}
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .._types import Role
 from ..cards.roster import GenerationMode, GroupRoster
 from .members import CardsArg, GroupMember, group_members, resolve_member
 
@@ -84,7 +85,7 @@ class DepthPrompt:
     member: str
     text: str
     depth: int
-    role: Literal["system", "user", "assistant"]
+    role: Role
 
 
 @dataclass(frozen=True)

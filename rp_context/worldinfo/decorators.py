@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .._types import ROLES
+
 __all__ = ["Decorators", "parse_decorators", "DECORATOR_POSITIONS"]
 
 DECORATOR_POSITIONS = {
@@ -29,7 +31,7 @@ DECORATOR_POSITIONS = {
 }
 """`@@position` values: the V3 spec's (`before_desc`, `after_desc`, `personality`, `scenario`) and ours."""
 
-_ROLES = ("system", "user", "assistant")
+_ROLES = ROLES
 
 
 @dataclass

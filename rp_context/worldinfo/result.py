@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .._types import Role
+
 __all__ = [
     "DecisionStatus",
     "DepthInjection",
@@ -19,7 +21,6 @@ __all__ = [
 Position = Literal["before", "after", "an_top", "an_bottom", "at_depth", "em_top", "em_bottom"]
 """Where an entry goes: around the character definitions (`before`/`after` the story string's
 card fields), around the author's note, into the chat at a depth, or around the examples."""
-Role = Literal["system", "user", "assistant"]
 DecisionStatus = Literal[
     "fired",
     "no_match",

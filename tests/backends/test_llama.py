@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from rp_context.backends.llama import LlamaBackend
-from rp_context.backends.shift import common_prefix
 from rp_context.errors import BackendError
+from rp_context.tokens import common_prefix
 
 pytestmark = pytest.mark.model
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rp_context.backends.shift import common_prefix, plan_shift
+from rp_context.backends.shift import plan_shift
+from rp_context.tokens import common_prefix
 
 
 def test_common_prefix() -> None:
