@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ._types import ROLES, Role
 from .cards.model import Card, Lorebook
 from .cards.persona import Persona
 from .cards.roster import GroupRoster
@@ -33,11 +34,10 @@ from .templates.model import InstructTemplate
 
 __all__ = ["AuthorNote", "AssemblySettings", "AssembledPrompt", "assemble", "parse_examples"]
 
-Role = Literal["system", "user", "assistant"]
 FROZEN_KEY = "rp_context_macros"
 """Where frozen macro values live: a message's `extra`, or the chat metadata for card text."""
 
-_ROLE_ORDER: tuple[Role, ...] = ("system", "user", "assistant")
+_ROLE_ORDER = ROLES
 
 
 class AuthorNote(BaseModel):

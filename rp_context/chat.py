@@ -23,10 +23,11 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, model_validator
 
+from ._types import Role
 from .atomic import write_bytes_atomic
 from .cards._base import LosslessModel, Warn, as_bool, as_number, as_text, as_text_list, warner
 from .errors import ChatFileError
@@ -48,7 +49,7 @@ __all__ = [
     "st_timestamp",
 ]
 
-MessageRole = Literal["user", "assistant", "system"]
+MessageRole = Role
 MAX_CHAT_BYTES = 512 * 1024 * 1024
 MAX_CHAT_LINE_BYTES = 4 * 1024 * 1024
 """A chat line (one message with its swipes) longer than this is refused: kept in the file as an

@@ -13,12 +13,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .._types import ROLES, Role
 from ..reasoning import ReasoningFormat
 
 __all__ = ["Message", "InstructTemplate", "Role", "ROLES", "as_messages", "c_trim"]
 
-Role = Literal["system", "user", "assistant"]
-ROLES: tuple[str, ...] = ("system", "user", "assistant")
 
 # C's isspace() in the "C" locale: what llama.cpp's trim() strips (Python's strip() strips more).
 _C_SPACE = " \t\n\v\f\r"
