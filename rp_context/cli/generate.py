@@ -33,6 +33,13 @@ def register(sub: Any) -> None:
     gen.add_argument("--n-gpu-layers", type=int, default=0, help="layers to offload (-1: all)")
     gen.add_argument("--user", default=None, help="your name when there is no persona (default: User)")
     gen.add_argument(
+        "--think",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="thinking on (--think) or off (--no-think) for this chat, kept in the chat file "
+        "(default: the chat's setting, else the preset's)",
+    )
+    gen.add_argument(
         "--json",
         action="store_true",
         help="print one JSON object with the reply, the turn's metrics and the budget report",
@@ -68,6 +75,8 @@ def _generate(args: argparse.Namespace) -> int:
     )
     if args.message:
         session.send(args.message)
+    if args.think is not None:
+        session.set_thinking(args.think)
     turn = session.reply(args.speaker)
     out = sys.stdout
     if args.json:
@@ -77,6 +86,8 @@ def _generate(args: argparse.Namespace) -> int:
         payload = {
             "speaker": turn.speaker,
             "text": turn.text,
+            "reasoning": turn.reasoning.strip(),
+            "reasoning_duration": turn.reasoning_duration,
             "metrics": turn.metrics.model_dump() if turn.metrics is not None else None,
             "prompt": {
                 "tokens": report.tokens,

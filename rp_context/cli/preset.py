@@ -25,6 +25,11 @@ def register(sub: Any) -> None:
         "-o", "--output", help="YAML file to write ('-': stdout; default: your presets folder)"
     )
     imp.add_argument("--force", action="store_true", help="overwrite an existing file")
+    imp.add_argument(
+        "--reasoning",
+        metavar="FILE",
+        help="SillyTavern reasoning template JSON for the instruct preset's reasoning: block",
+    )
     imp.set_defaults(func=_import)
 
     exp = psub.add_parser("export", help="write a preset as SillyTavern JSON")
@@ -59,8 +64,13 @@ def _import(args: argparse.Namespace) -> int:
     from ..paths import user_data_dir
     from ..presets import KIND_DIRS, dump_preset, import_sillytavern_file, kind_of
     from ..presets.yamlio import save_preset
+    from ..templates.model import InstructTemplate
 
     preset = import_sillytavern_file(args.file)
+    if args.reasoning:
+        if not isinstance(preset, InstructTemplate):
+            raise PresetError(Path(args.file), "--reasoning goes with an instruct preset")
+        preset.reasoning = import_sillytavern_file(args.reasoning, "reasoning")
     if args.output == "-":
         sys.stdout.write(dump_preset(preset))
         return 0

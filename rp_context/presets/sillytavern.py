@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from ..atomic import write_text_atomic
 from ..errors import PresetError
 from ..files import decode_text, read_limited
+from ..reasoning import ReasoningFormat
 from ..safeload import loads_json
 from ..templates.model import InstructTemplate
 from .models import ContextPreset, SysPromptPreset
@@ -38,6 +39,7 @@ _INSTRUCT_EXTRAS = {
     "strict_alternation",
     "block_prefix",
     "generation_prompt",
+    "reasoning",
 }
 
 ST_KEYS: dict[str, list[str]] = {
@@ -68,6 +70,13 @@ def import_sillytavern(data: Any, path: str | Path | None = None, kind: str | No
     if not isinstance(data, dict):
         raise PresetError(path, "a SillyTavern preset must be a JSON object")
     kind = kind or sillytavern_kind(data)
+    if kind == "reasoning":
+        return reasoning_from_sillytavern(data, path)
+    if kind is None and isinstance(data.get("instruct"), dict):
+        return _import_master(data, path)
+    if kind is None and {"prefix", "suffix"} <= data.keys():
+        raise PresetError(path, "a SillyTavern reasoning template: import it with an instruct "
+                                "preset (rp-context preset import INSTRUCT.json --reasoning FILE)")
     if kind not in _MODELS:
         raise PresetError(
             path, "not a SillyTavern instruct, context or system-prompt preset (no known keys)"
@@ -87,11 +96,39 @@ def import_sillytavern(data: Any, path: str | Path | None = None, kind: str | No
         raise PresetError(path, f"SillyTavern {kind} preset: {loc}: {err['msg']}") from exc
 
 
-def import_sillytavern_file(path: str | Path) -> BaseModel:
+def reasoning_from_sillytavern(data: Any, path: str | Path | None = None) -> ReasoningFormat:
+    """SillyTavern's reasoning template (`prefix`, `suffix`, `separator`) and reasoning settings
+    (`auto_parse`, `add_to_prompts` with `max_additions`) as an instruct preset's `reasoning:`."""
+    if not isinstance(data, dict):
+        raise PresetError(path, "a SillyTavern reasoning template must be a JSON object")
+    fields: dict[str, Any] = {k: data[k] for k in ("prefix", "suffix", "separator") if k in data}
+    if "auto_parse" in data:
+        fields["parse"] = data["auto_parse"]
+    if "add_to_prompts" in data:
+        fields["add_to_prompt"] = (data.get("max_additions", 1) or 0) if data["add_to_prompts"] else 0
+    try:
+        return ReasoningFormat.model_validate(fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        raise PresetError(path, f"SillyTavern reasoning settings: {loc}: {err['msg']}") from exc
+
+
+def _import_master(data: dict[str, Any], path: str | Path | None) -> BaseModel:
+    """SillyTavern's Advanced Formatting "Master Export": its instruct preset, with the reasoning
+    template and settings in the preset's `reasoning:` block."""
+    instruct = import_sillytavern(data["instruct"], path, "instruct")
+    assert isinstance(instruct, InstructTemplate)
+    if isinstance(data.get("reasoning"), dict):
+        instruct.reasoning = reasoning_from_sillytavern(data["reasoning"], path)
+    return instruct
+
+
+def import_sillytavern_file(path: str | Path, kind: str | None = None) -> BaseModel:
     """Read a SillyTavern preset JSON file."""
     p, raw = read_limited(path, error=PresetError, what="preset", limit=16 * 1024 * 1024)
     data = loads_json(decode_text(p, raw, error=PresetError, what="preset"), path=p, error=PresetError)
-    return import_sillytavern(data, p)
+    return import_sillytavern(data, p, kind)
 
 
 def export_sillytavern(preset: BaseModel, *, full: bool = False) -> dict[str, Any]:
