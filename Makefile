@@ -16,10 +16,12 @@ run: $(VENV)/.setup-run
 
 test: $(VENV)/.setup-test
 	$(BIN)/ruff check rp_context tui tests bench
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.setup-test
 	$(BIN)/ruff check rp_context tui tests bench
+	$(BIN)/lint-imports
 
 bench: $(VENV)/.setup-test
 	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done

@@ -26,9 +26,12 @@ __all__ = [
     "sampler_with",
 ]
 
-StopReason = Literal["eog", "stop_string", "max_tokens", "context_full", "cancelled", "error"]
+StopReason = Literal[
+    "eog", "stop_string", "max_tokens", "context_full", "cancelled", "error", "banned_phrase"
+]
 """Why a reply ended: the model's end-of-generation token, a stop string, the length limit,
-a full context window, the caller cancelled, or the backend failed."""
+a full context window, the caller cancelled, the backend failed, or a banned phrase kept
+coming back (after `phrasebans.MAX_REWINDS` retries; the phrase is not shown)."""
 
 
 class PromptInput(BaseModel):

@@ -8,7 +8,6 @@ span. A chat's KV state can be saved to disk and restored by a later process.
 
 from __future__ import annotations
 
-import codecs
 import ctypes
 import threading
 import time
@@ -33,6 +32,8 @@ from .base import (
     sampler_with,
 )
 from .kvstate import KVStateHeader, KVStateMismatch, model_fingerprint, read_state, write_state
+from .phrasebans import PhraseGuard
+from .samplers import SamplerChain, banned_phrases, build_chain
 from .shift import plan_shift
 from .stops import StopScanner
 
@@ -40,7 +41,6 @@ __all__ = ["KVCacheType", "LlamaLoadOptions", "LlamaBackend"]
 
 KVCacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1"]
 
-_PENALTY_WINDOW = 64  # prompt tokens fed to the repeat-penalty sampler, as llama.cpp's server does
 _SMALL_EVAL = 64
 """Prompt deltas up to this many tokens run with the generation thread count, not the batch one.
 
@@ -225,7 +225,6 @@ class LlamaBackend:
         shown: list[str] = []
         reason: StopReason = "cancelled"
         scanner = StopScanner(stops)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         with self._lock:
             try:
                 if cancel.is_set():
@@ -240,18 +239,27 @@ class LlamaBackend:
                     reason = "cancelled"  # stopped while reading the prompt; what was read stays cached
                     return
                 sampler = self._sampler(s, ids)
+                guard = PhraseGuard(banned_phrases(s), sampler)  # decodes; holds banned phrases
                 while True:
                     if cancel.is_set():
                         reason = "cancelled"
                         break
-                    tok = int(sampler.sample(llm._ctx, -1))
+                    tok = guard.sample(llm._ctx)
                     if t_first is None:
                         t_first = time.perf_counter()
                     out_ids.append(tok)
                     if self._lc.llama_vocab_is_eog(self._vocab, tok):
                         reason = "eog"
                         break
-                    piece = scanner.feed(decoder.decode(self._piece(tok)))
+                    text, rewind = guard.push(tok, self._piece(tok))
+                    if rewind is not None:  # a banned phrase completed: back up to its start
+                        del out_ids[rewind:]
+                        self._rewind(len(ids) + rewind)
+                        continue
+                    if guard.exhausted:
+                        reason = "banned_phrase"
+                        break
+                    piece = scanner.feed(text)
                     if piece:
                         shown.append(piece)
                         yield piece
@@ -268,8 +276,8 @@ class LlamaBackend:
                         reason = "cancelled"
                         break
                     llm.eval([tok])
-                if reason != "stop_string" and reason != "cancelled":
-                    tail = scanner.feed(decoder.decode(b"", final=True)) + scanner.flush()
+                if reason not in ("stop_string", "cancelled", "banned_phrase"):
+                    tail = scanner.feed(guard.flush()) + scanner.flush()
                     if tail:
                         shown.append(tail)
                         yield tail
@@ -352,19 +360,22 @@ class LlamaBackend:
         llm.n_tokens = n - d
         return d
 
-    def _sampler(self, s: SamplerSettings, ids: list[int]) -> Any:
+    def _sampler(self, s: SamplerSettings, ids: list[int]) -> SamplerChain:
+        """llama.cpp's sampler chain for `s`, in its configured order, primed with the prompt."""
         llm = self._llm
-        llm.set_seed(s.seed if s.seed is not None else self._lc.LLAMA_DEFAULT_SEED)
-        sampler = llm._init_sampler(
-            top_k=s.top_k,
-            top_p=s.top_p,
-            min_p=s.min_p,
-            temp=s.temperature,
-            repeat_penalty=s.repeat_penalty,
-        )
-        for tok in ids[-_PENALTY_WINDOW:]:
-            sampler.accept(tok)
-        return sampler
+
+        def tokenize(text: str) -> list[int]:
+            return list(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+        return build_chain(self._lc, llm._model, s, n_ctx=self.n_ctx, tokenize=tokenize, history=ids)
+
+    def _rewind(self, n: int) -> None:
+        """Keep the first `n` cached tokens and re-evaluate the last of them, so the next token
+        is sampled again at position n (a banned phrase backs up to where it began)."""
+        llm = self._llm
+        last = int(llm.input_ids[n - 1])
+        llm.n_tokens = n - 1
+        llm.eval([last])
 
     def _piece(self, tok: int) -> bytes:
         """The bytes of one token; control tokens render as their text so stop strings see them."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import warnings
 from collections.abc import Generator, Iterator, Sequence
 from typing import Any, Literal
 
@@ -28,11 +29,16 @@ from .base import (
     as_prompt,
     sampler_with,
 )
+from .samplers import request_params
 from .stops import StopScanner
 
-__all__ = ["ServerKind", "RemoteBackend"]
+__all__ = ["ServerKind", "RemoteBackend", "SamplerSupportWarning"]
 
 ServerKind = Literal["llama.cpp", "llama-cpp-python", "vllm", "openai"]
+
+
+class SamplerSupportWarning(UserWarning):
+    """A sampler setting the server cannot apply (reported once per backend and setting)."""
 
 
 class RemoteBackend:
@@ -65,6 +71,10 @@ class RemoteBackend:
             base_url=url, headers=headers, timeout=httpx.Timeout(timeout, connect=10.0)
         )
         self.last_result: GenerationResult | None = None
+        self.warnings: list[str] = []
+        """Sampler settings this server cannot apply, each reported once."""
+        self._reported: set[str] = set()
+        self._n_ctx: int | None = None
 
     @property
     def name(self) -> str:
@@ -162,23 +172,10 @@ class RemoteBackend:
             raise BackendError(
                 f"{self.base_url}: this {kind} server takes prompt text, and the prompt has only token ids"
             )
-        body: dict[str, Any] = {
-            "prompt": prompt,
-            "stream": True,
-            "max_tokens": s.max_tokens,
-            "temperature": s.temperature,
-            "top_p": s.top_p,
-        }
+        body: dict[str, Any] = {"prompt": prompt, "stream": True}
+        body.update(self._sampling(s))
         if stop:
             body["stop"] = stop
-        if s.seed is not None:
-            body["seed"] = s.seed
-        if kind != "openai":
-            body.update(top_k=s.top_k, min_p=s.min_p)
-        if kind == "vllm":
-            body["repetition_penalty"] = s.repeat_penalty
-        elif kind != "openai":
-            body["repeat_penalty"] = s.repeat_penalty
         if kind == "llama.cpp":
             body.update(cache_prompt=True, n_keep=p.n_keep, timings_per_token=False)
             if self.slot is not None:
@@ -186,6 +183,34 @@ class RemoteBackend:
         if self.model_name():
             body["model"] = self.model
         return body
+
+    def _sampling(self, s: SamplerSettings) -> dict[str, Any]:
+        """The sampler fields this server takes; settings it cannot apply are reported once
+        each (`warnings` and a SamplerSupportWarning), never dropped silently."""
+        kind = self.kind
+        n_ctx = self._server_n_ctx() if kind == "llama.cpp" else None
+        tok = self.tokenize if kind == "vllm" else None
+        params, unsupported = request_params(s, kind, n_ctx=n_ctx, tokenize=tok)
+        for name in unsupported:
+            if name in self._reported:
+                continue
+            self._reported.add(name)
+            msg = f"{self.base_url}: this {kind} server does not apply the sampler setting {name!r}"
+            if name == "banned_strings":
+                msg += " (banned strings work in process only)"
+            self.warnings.append(msg)
+            warnings.warn(msg, SamplerSupportWarning, stacklevel=4)
+        return params
+
+    def _server_n_ctx(self) -> int | None:
+        """The server's context size (for "-1: the whole context" ranges), from /props."""
+        if self._n_ctx is None:
+            r = self._request("GET", "/props")
+            data = _json(r) if r.status_code == 200 else {}
+            gen = data.get("default_generation_settings")
+            n = _int(data.get("n_ctx")) or (_int(gen.get("n_ctx")) if isinstance(gen, dict) else None)
+            self._n_ctx = n or 0
+        return self._n_ctx or None
 
     def _turn(
         self,
