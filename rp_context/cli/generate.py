@@ -23,6 +23,17 @@ def register(sub: Any) -> None:
     gen.add_argument("--speaker", help="who replies (default: the roster's pick or the card)")
     gen.add_argument("--preset", help="bundle name, family name or preset file (default: default)")
     gen.add_argument("--budget", help="budget policy preset (default: the bundle's)")
+    gen.add_argument(
+        "--sampler",
+        help="sampler preset name or file, YAML or SillyTavern JSON (default: the bundle's)",
+    )
+    gen.add_argument(
+        "--ban",
+        action="append",
+        default=[],
+        metavar="PHRASE",
+        help="a phrase the reply must never contain (repeatable; adds to the preset's)",
+    )
     gen.add_argument("--model", help="GGUF model (default: $RP_CONTEXT_MODEL or SmolLM2-135M)")
     gen.add_argument("--server", help="OpenAI-compatible server URL instead of the in-process model")
     gen.add_argument("--context", type=int, default=4096, help="context window in tokens")
@@ -49,7 +60,10 @@ def register(sub: Any) -> None:
 
 def _generate(args: argparse.Namespace) -> int:
     from ..paths import default_card_path
+    from ..sampling import load_sampler
     from ..session import ChatSession
+
+    sampler = load_sampler(args.sampler) if args.sampler else None
 
     cards = args.card or ([] if args.roster else [str(default_card_path())])
     session = ChatSession.open(
@@ -69,6 +83,11 @@ def _generate(args: argparse.Namespace) -> int:
         print(f"warning: {w}", file=sys.stderr)
     if args.user and session.cast.persona is None and session.chat.header is not None:
         session.chat.header.user_name = args.user
+    if sampler is not None:
+        session.setup.sampler = sampler
+    if args.ban:
+        bans = [*session.setup.sampler.banned_strings, *args.ban]
+        session.setup.sampler = session.setup.sampler.model_copy(update={"banned_strings": bans})
     overrides = {"max_tokens": args.max_tokens, "temperature": args.temperature, "seed": args.seed}
     session.setup.sampler = session.setup.sampler.model_copy(
         update={k: v for k, v in overrides.items() if v is not None}

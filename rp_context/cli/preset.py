@@ -20,7 +20,9 @@ def register(sub: Any) -> None:
     psub.required = True
 
     imp = psub.add_parser("import", help="convert a SillyTavern preset JSON to a YAML preset")
-    imp.add_argument("file", help="SillyTavern instruct, context or system-prompt JSON")
+    imp.add_argument(
+        "file", help="SillyTavern instruct, context, system-prompt or text-completion sampler JSON"
+    )
     imp.add_argument(
         "-o", "--output", help="YAML file to write ('-': stdout; default: your presets folder)"
     )
@@ -34,7 +36,7 @@ def register(sub: Any) -> None:
 
     exp = psub.add_parser("export", help="write a preset as SillyTavern JSON")
     exp.add_argument("name", help="preset name or file")
-    exp.add_argument("--kind", choices=KINDS[:3])
+    exp.add_argument("--kind", choices=KINDS[:4])
     exp.add_argument("-o", "--output", default="-", help="JSON file to write ('-': stdout)")
     exp.add_argument("--force", action="store_true", help="overwrite an existing file")
     exp.set_defaults(func=_export)

@@ -1,4 +1,4 @@
-"""SillyTavern preset JSON in and out: instruct, context and system-prompt presets.
+"""SillyTavern preset JSON in and out: instruct, context, system-prompt and sampler presets.
 
 Import keeps every key: the ones we model become fields, legacy or unknown ones go to
 `sillytavern_extra`, so exporting gives back the same keys and values.
@@ -17,8 +17,10 @@ from ..errors import PresetError
 from ..files import decode_text, read_limited
 from ..reasoning import ReasoningFormat
 from ..safeload import loads_json
+from ..sampling import SamplerSettings
 from ..templates.model import InstructTemplate
 from .models import ContextPreset, SysPromptPreset
+from .st_sampler import export_st_sampler, import_st_sampler, is_st_sampler
 
 __all__ = [
     "import_sillytavern",
@@ -62,6 +64,8 @@ def sillytavern_kind(data: dict[str, Any]) -> str | None:
         return "context"
     if "content" in data:
         return "sysprompt"
+    if is_st_sampler(data):
+        return "sampler"
     return None
 
 
@@ -70,6 +74,8 @@ def import_sillytavern(data: Any, path: str | Path | None = None, kind: str | No
     if not isinstance(data, dict):
         raise PresetError(path, "a SillyTavern preset must be a JSON object")
     kind = kind or sillytavern_kind(data)
+    if kind == "sampler":
+        return import_st_sampler(data, path)
     if kind == "reasoning":
         return reasoning_from_sillytavern(data, path)
     if kind is None and isinstance(data.get("instruct"), dict):
@@ -134,6 +140,8 @@ def import_sillytavern_file(path: str | Path, kind: str | None = None) -> BaseMo
 def export_sillytavern(preset: BaseModel, *, full: bool = False) -> dict[str, Any]:
     """The SillyTavern JSON object of a preset: the SillyTavern keys it sets (all with `full`),
     plus the keys kept from import. Family extras (BOS, system policy, ...) have no place there."""
+    if isinstance(preset, SamplerSettings):
+        return export_st_sampler(preset)
     kind = next((k for k, cls in _MODELS.items() if type(preset) is cls), None)
     if kind is None:
         raise PresetError(None, f"{type(preset).__name__} has no SillyTavern form")
