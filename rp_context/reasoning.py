@@ -31,6 +31,17 @@ __all__ = [
     "shapes_for",
     "shape_opened_by",
     "format_reasoning",
+    "THINKING_KEY",
+    "strip_block",
+    "prompt_texts",
+    "prepare_prompt",
+    "thinking_for",
+    "thinking_prefill",
+    "thinking_switch",
+    "closing_text",
+    "split_stops",
+    "template_switch",
+    "template_context",
 ]
 
 
@@ -452,3 +463,22 @@ def split_stops(stops: Sequence[str], shapes: Sequence[ReasoningShape]) -> tuple
     markers = [m for s in shapes for m in (s.opener, *s.closers, *s.reply_markers)]
     held = [s for s in stops if any(s in m for m in markers)]
     return [s for s in stops if s not in held], held
+
+
+TEMPLATE_SWITCHES = ("enable_thinking", "thinking")
+"""Variables model templates read to switch thinking: Qwen3, GLM-4.5 and Gemma 4 read
+`enable_thinking`; DeepSeek-V3.1 and Granite read `thinking`."""
+
+
+def template_switch(source: str) -> str | None:
+    """The variable a model's own Jinja chat template reads to switch thinking; None when it
+    has none (then a prefill or a `/no_think` switch does it)."""
+    import re
+
+    return next((n for n in TEMPLATE_SWITCHES if re.search(rf"\b{n}\b", source)), None)
+
+
+def template_context(source: str, thinking: bool | None) -> dict[str, bool]:
+    """Variables to render a Jinja chat template with for this switch ({}: its own default)."""
+    name = template_switch(source)
+    return {name: thinking} if name is not None and thinking is not None else {}

@@ -156,3 +156,26 @@ def test_orphan_closer_when_the_template_opened_the_block_unseen() -> None:
 ])
 def test_prompt_that_opens_the_block(tail: str, shape) -> None:
     assert shape_opened_by(tail, KNOWN_SHAPES) == shape
+
+
+QWEN3_LIKE = (  # the shape of Qwen3's template around its switch
+    "{%- for m in messages %}{{- '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}"
+    "{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}"
+    "{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}{%- endif %}"
+)
+
+
+def test_jinja_templates_switch_thinking_with_their_own_variable() -> None:
+    from rp_context.reasoning import template_context, template_switch
+    from rp_context.templates import JinjaTemplate
+
+    assert template_switch(QWEN3_LIKE) == "enable_thinking"
+    assert template_switch("{{ messages }}") is None
+    msgs = [{"role": "user", "content": "Hi"}]
+    off = JinjaTemplate(QWEN3_LIKE, extra_context=template_context(QWEN3_LIKE, False))
+    on = JinjaTemplate(QWEN3_LIKE, extra_context=template_context(QWEN3_LIKE, True))
+    default = JinjaTemplate(QWEN3_LIKE, extra_context=template_context(QWEN3_LIKE, None))
+    assert off.render_text(msgs).endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+    assert on.render_text(msgs).endswith("<|im_start|>assistant\n")
+    assert default.render_text(msgs) == on.render_text(msgs)
