@@ -20,7 +20,6 @@ __all__ = [
     "DEFAULT_SAMPLER_ORDER",
     "canonical_sampler",
     "parse_token_list",
-    "load_sampler",
 ]
 
 SAMPLER_NAMES: dict[str, str] = {
@@ -196,13 +195,3 @@ class SamplerSettings(BaseModel):
                 out.append(canon)
         return out
 
-
-def load_sampler(name_or_path: str) -> SamplerSettings:
-    """Sampler settings from a preset name or file (YAML, or SillyTavern text-completion JSON).
-
-    Raises PresetError (file, line and key) on a bad file."""
-    from .presets.library import load_preset
-
-    preset = load_preset(name_or_path, "sampler")
-    assert isinstance(preset, SamplerSettings)
-    return SamplerSettings.model_validate(preset.model_dump(exclude={"name", "description"}))

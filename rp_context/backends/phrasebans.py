@@ -10,6 +10,7 @@ ignores case. Nothing shown is ever taken back, because the phrase's first token
 
 from __future__ import annotations
 
+import bisect
 import codecs
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -114,7 +115,7 @@ class PhraseGuard:
     def _token_at(self, offset: int) -> int:
         """The token whose text holds character `offset`; earlier tokens that produced no text
         (a split UTF-8 character) belong to it, so backing up to it drops their bytes too."""
-        k = next(i for i, end in enumerate(self._ends) if end > offset)
+        k = bisect.bisect_right(self._ends, offset)
         while k > 0 and self._start(k - 1) == self._start(k) and self._start(k) >= self._released:
             k -= 1
         return k

@@ -60,7 +60,7 @@ def register(sub: Any) -> None:
 
 def _generate(args: argparse.Namespace) -> int:
     from ..paths import default_card_path
-    from ..sampling import load_sampler
+    from ..presets import load_sampler
     from ..session import ChatSession
 
     sampler = load_sampler(args.sampler) if args.sampler else None

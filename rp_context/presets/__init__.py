@@ -3,7 +3,14 @@ plus SillyTavern JSON import and export."""
 
 from __future__ import annotations
 
-from .library import PresetEntry, find_preset, list_presets, load_preset, read_preset
+from .library import (
+    PresetEntry,
+    find_preset,
+    list_presets,
+    load_preset,
+    load_sampler,
+    read_preset,
+)
 from .models import (
     KIND_DIRS,
     PRESET_VERSION,
@@ -35,6 +42,7 @@ __all__ = [
     "list_presets",
     "find_preset",
     "load_preset",
+    "load_sampler",
     "read_preset",
     "load_preset_file",
     "parse_preset_text",

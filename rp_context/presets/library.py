@@ -9,11 +9,20 @@ from pydantic import BaseModel
 
 from ..errors import PresetError
 from ..paths import bundled_dir, user_data_dir
+from ..sampling import SamplerSettings
 from .models import KIND_DIRS
 from .sillytavern import import_sillytavern_file
 from .yamlio import kind_of, load_preset_file
 
-__all__ = ["PresetEntry", "preset_dirs", "list_presets", "find_preset", "load_preset", "read_preset"]
+__all__ = [
+    "PresetEntry",
+    "preset_dirs",
+    "list_presets",
+    "find_preset",
+    "load_preset",
+    "read_preset",
+    "load_sampler",
+]
 
 
 @dataclass(frozen=True)
@@ -84,3 +93,11 @@ def load_preset(name_or_path: str | Path, kind: str | None = None) -> BaseModel:
             p if looks_like_path else None, f"is a {kind_of(preset)} preset, expected {kind}"
         )
     return preset
+
+
+def load_sampler(name_or_path: str | Path) -> SamplerSettings:
+    """Sampler settings from a sampler preset name or file (YAML, or SillyTavern text-completion
+    JSON); PresetError names the file, line and key of a bad one."""
+    preset = load_preset(name_or_path, "sampler")
+    assert isinstance(preset, SamplerSettings)
+    return SamplerSettings.model_validate(preset.model_dump(exclude={"name", "description"}))

@@ -35,6 +35,18 @@ def _xtc_pick(logits: np.ndarray, threshold: float) -> tuple[int, bool]:
     return int(np.argmax(p)), False
 
 
+def _contested(backend, prompt: list[int]) -> tuple[list[int], np.ndarray]:
+    """`prompt` extended greedily to the first position where two or more tokens are each at
+    least 10% likely (where XTC acts), with the logits there."""
+    ids = list(prompt)
+    for _ in range(40):
+        logits = _logits(backend, ids)
+        if _xtc_pick(logits, 0.1)[1]:
+            return ids, logits
+        ids.append(int(np.argmax(logits)))
+    raise AssertionError("the model never hesitated between two tokens")
+
+
 def _repeated_4grams(ids: list[int]) -> int:
     grams = Counter(tuple(ids[i : i + 4]) for i in range(len(ids) - 3))
     return sum(n - 1 for n in grams.values())
@@ -99,15 +111,15 @@ def test_banned_tokens_never_appear(backend, chat_prompt, plain) -> None:
 
 
 def test_sampler_order_is_honoured(backend, chat_prompt, plain) -> None:
-    logits = _logits(backend, chat_prompt)
-    xtc_choice, active = _xtc_pick(logits, 0.1)
-    assert active and xtc_choice != int(np.argmax(logits))  # this prompt's first token is contested
+    prompt, logits = _contested(backend, chat_prompt)
+    xtc_choice, _ = _xtc_pick(logits, 0.1)
+    assert xtc_choice != int(np.argmax(logits))
     common = dict(top_k=1, xtc_probability=1.0, xtc_threshold=0.1, max_tokens=1)
     k_first = backend.stream(
-        chat_prompt, sampler=plain(**common, sampler_order=["top_k", "xtc", "temperature"])
+        prompt, sampler=plain(**common, sampler_order=["top_k", "xtc", "temperature"])
     ).collect()
     x_first = backend.stream(
-        chat_prompt, sampler=plain(**common, sampler_order=["xtc", "top_k", "temperature"])
+        prompt, sampler=plain(**common, sampler_order=["xtc", "top_k", "temperature"])
     ).collect()
     assert k_first.token_ids == [int(np.argmax(logits))]  # one token left: XTC has nothing to cut
     assert x_first.token_ids == [xtc_choice]  # XTC cut first, top-k keeps what is left on top

@@ -19,9 +19,10 @@ from rp_context.presets import (
     import_sillytavern_file,
     list_presets,
     load_preset,
+    load_sampler,
     parse_preset_text,
 )
-from rp_context.sampling import DEFAULT_SAMPLER_ORDER, SamplerSettings, load_sampler
+from rp_context.sampling import DEFAULT_SAMPLER_ORDER, SamplerSettings
 
 ST_FILES = ("Universal-Light.json", "Universal-Creative.json", "Deterministic.json")
 
