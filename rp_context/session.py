@@ -70,6 +70,7 @@ class Turn:
     _text_stops: Any = None
     _sampler: Any = None
     _stop: list[str] = field(default_factory=list)
+    _earlier_tokens: int = 0
     _started: float = field(default_factory=time.monotonic)
 
     @property
@@ -105,6 +106,11 @@ class Turn:
                 delta = self._take(self._splitter.finish())
                 if delta.reasoning or delta.text:
                     yield delta
+            if self._text_stops is not None and self._text_stops.stopped is None:
+                tail = self._text_stops.flush()  # a held start of a stop string that never came
+                self.text += tail
+                if tail:
+                    yield Delta("", tail)
         finally:
             self._stream.close()
             self.session._commit(self)
@@ -129,9 +135,13 @@ class Turn:
     def metrics(self) -> Any:
         """The backend's TurnMetrics (prompt, reused and evaluated tokens, speed), once ended."""
         try:
-            return self._stream.result.metrics
+            metrics = self._stream.result.metrics
         except RuntimeError:
             return None
+        if self._earlier_tokens:  # the reasoning generated before the budget closed the block
+            total = metrics.generated_tokens + self._earlier_tokens
+            metrics = metrics.model_copy(update={"generated_tokens": total})
+        return metrics
 
 
 _REASONING_KEYS = ("reasoning", "reasoning_duration", "reasoning_type")
@@ -444,6 +454,7 @@ class ChatSession:
         closing = closing_text(self.setup.instruct.reasoning, turn._splitter.shape if turn._splitter else None)
         try:
             generated = list(stream.result.token_ids)
+            turn._earlier_tokens += stream.result.metrics.generated_tokens
         except RuntimeError:
             generated = []
         text = turn.fitted.text + turn.raw + closing
@@ -458,10 +469,7 @@ class ChatSession:
         if turn.committed:
             return
         turn.committed = True
-        try:
-            self.last_metrics = turn._stream.result.metrics
-        except RuntimeError:
-            self.last_metrics = None
+        self.last_metrics = turn.metrics
         text = self._clean(turn.text, turn.speaker, continuing=turn.kind == "continue")
         turn.text = text
         if turn.reasoning and turn.reasoning_duration is None:  # the block never closed

@@ -188,6 +188,7 @@ def test_budget_closes_the_block_and_the_reply_follows(session_for) -> None:
     first_ids = s.last_fitted.ids
     assert list(second.ids[: len(first_ids)]) == list(first_ids)  # the cached prompt, extended
     assert turn.message.reasoning == "a b c" and turn.message.text == "Done now."
+    assert turn.metrics.generated_tokens == 4 + 2  # both streams' tokens
 
 
 def test_continue_resumes_unfinished_reasoning(session_for) -> None:
@@ -221,3 +222,20 @@ def test_parse_off_keeps_the_reply_whole(session_for) -> None:
     s.send("Hey.")
     turn = s.reply()
     assert "".join(turn) == "<think>x</think>Hi." and turn.message.reasoning == ""
+
+
+def test_stop_strings_that_are_reasoning_markers_wait_for_the_text(session_for) -> None:
+    """gpt-oss: `<|end|>` closes the analysis channel and also ends a reply. The backend is not
+    told to stop on it; the session stops the reply text there."""
+    harmony = ["<|channel|>analysis<|message|>", "Greet back.", "<|end|>", "<|start|>assistant",
+               "<|channel|>final<|message|>", "Hi there", "<|e", "nd|>", "never shown"]
+    s = session_for([harmony, ["Bye <|"]])
+    s.setup.instruct = s.setup.instruct.model_copy(update={"stop_sequence": "<|end|>"})
+    s.send("Hello.")
+    turn = s.reply()
+    assert "".join(turn) == "Hi there"
+    assert "<|end|>" in turn.fitted.stop and "<|end|>" not in s.backend.stops[0]
+    assert turn.message.reasoning == "Greet back." and turn.message.text == "Hi there"
+    s.send("Go on.")
+    turn = s.reply()  # a held start of a stop string that never completes is text after all
+    assert "".join(turn) == "Bye <|" and turn.message.text == "Bye <|"
