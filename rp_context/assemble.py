@@ -28,6 +28,7 @@ from .errors import RPContextError
 from .flatten import FlatPrompt, Mode, flatten
 from .macros import MacroContext, expand_macros
 from .presets.models import ContextPreset, SysPromptPreset
+from .safeload import flat_name
 from .segments import Segment, SegmentKind, Tier
 from .storystring import story_string_pieces
 from .templates.model import InstructTemplate
@@ -211,13 +212,12 @@ def assemble(
     if speaker not in by_name:
         raise RPContextError(f"speaker {speaker!r} is not one of the cards ({', '.join(by_name)})")
     card = by_name[speaker]
-    user = persona.name if persona is not None and persona.name else (
-        chat.header.user_name if chat.header else "User"
-    )
+    user = who.user
+    user = flat_name(user, warnings.append, "user name")  # a line break could forge a turn
     meta: dict[str, Any] = chat.header.chat_metadata if chat.header is not None else {}
-    chat_id = _chat_id(chat)
+    chat_id = who.chat_id
     frozen_before = repr(meta.get(FROZEN_KEY)) + repr([m.extra.get(FROZEN_KEY) for m in chat.messages])
-    card_frozen = _frozen_store(meta) if chat.header is not None else {}
+    card_frozen = frozen_store(meta) if chat.header is not None else {}
     clock = (lambda: now) if now is not None else (lambda: datetime.now().astimezone())
     group_names = ", ".join(members)
 
@@ -411,11 +411,22 @@ def assemble(
     # --- chat start -----------------------------------------------------------------------------
     if context.chat_start:
         story_break()
-        start = expand_macros(context.chat_start, ctx(card_frozen)) + ("" if as_system else "\n")
+        expanded = expand_macros(context.chat_start, ctx(card_frozen))
+        start = expanded + ("" if as_system else "\n")
         segments.append(Segment(id="chat_start", kind=SegmentKind.CHAT_START, role=story_role,
-                                text=start, special=True, pinned=True,
-                                source=f"preset:context/{context.name}",
+                                text=start, special=expanded == context.chat_start,  # names: content
+                                pinned=True, source=f"preset:context/{context.name}",
                                 block="story" if as_system else None))
+
+    # --- memory of evicted turns (the budget keeps it only when something is evicted) ----------
+    from .memory import memory_text, stored_memories
+
+    memories = stored_memories(visible)
+    if memories:
+        segments.append(Segment(id="memory", kind=SegmentKind.MEMORY, role="system",
+                                text=memory_text(memories[-1].text, "[Summary: {{summary}}]"),
+                                source=f"chat:{memories[-1].message_id}:memory",
+                                message_id=None))
 
     # --- history with depth injections ----------------------------------------------------------
     history: list[Segment] = []

@@ -54,6 +54,14 @@ class MacroContext:
     the same chat renders the same text even before its frozen values are saved."""
     warnings: list[str] | None = None
     """Where a macro whose arguments are out of range says so (it is left as text); None: silent."""
+    mark: tuple[str, str] | None = None
+    """When set, every value a macro puts in (a name, a field, a roll...) comes out between these
+    two markers, so structural text (the story string) can tokenize the values as content."""
+
+
+def _v(ctx: MacroContext, value: str) -> str:
+    """A macro's value, between the context's markers when it has them."""
+    return f"{ctx.mark[0]}{value}{ctx.mark[1]}" if ctx.mark is not None and value else value
 
 
 _COMMENT = re.compile(r"\{\{//[\s\S]*?\}\}")
@@ -76,17 +84,17 @@ def expand_macros(text: str, ctx: MacroContext) -> str:
     if not text:
         return text
     text = (
-        text.replace("<USER>", ctx.user)
-        .replace("<BOT>", ctx.char)
-        .replace("<CHAR>", ctx.char)
-        .replace("<CHARIFNOTGROUP>", ctx.group or ctx.char)
-        .replace("<GROUP>", ctx.group or ctx.char)
+        text.replace("<USER>", _v(ctx, ctx.user))
+        .replace("<BOT>", _v(ctx, ctx.char))
+        .replace("<CHAR>", _v(ctx, ctx.char))
+        .replace("<CHARIFNOTGROUP>", _v(ctx, ctx.group or ctx.char))
+        .replace("<GROUP>", _v(ctx, ctx.group or ctx.char))
     )
     if "{{" not in text:
         return text
     counter = _Counter(text)
     text = _ROLL.sub(
-        lambda m: _frozen(ctx, counter, "roll", m.group(0), lambda: _roll(m.group(1), _rng(ctx, counter, m.group(0)))),
+        lambda m: _v(ctx, _frozen(ctx, counter, "roll", m.group(0), lambda: _roll(m.group(1), _rng(ctx, counter, m.group(0))))),
         text,
     )
     text = re.sub(r"\{\{newline\}\}", "\n", text, flags=re.IGNORECASE)
@@ -97,16 +105,17 @@ def expand_macros(text: str, ctx: MacroContext) -> str:
 
         def _orig(_: re.Match[str]) -> str:
             value, original[0] = original[0], ""
-            return value
+            return _v(ctx, value)
 
         text = _word("original").sub(_orig, text)
     for name in CARD_MACROS:
         if name in ctx.fields:
-            value = ctx.fields[name]
+            value = _v(ctx, ctx.fields[name])
             text = _word(name).sub(lambda _m, v=value: v, text)
     for name, value in ctx.fields.items():
         if name not in CARD_MACROS:
-            text = _word(name).sub(lambda _m, v=value: v, text)
+            marked = _v(ctx, value)
+            text = _word(name).sub(lambda _m, v=marked: v, text)
     names = {
         "user": ctx.user,
         "char": ctx.char,
@@ -115,17 +124,18 @@ def expand_macros(text: str, ctx: MacroContext) -> str:
         "model": ctx.model,
     }
     for name, value in names.items():
-        text = _word(name).sub(lambda _m, v=value: v, text)
+        marked = _v(ctx, value)
+        text = _word(name).sub(lambda _m, v=marked: v, text)
     text = _COMMENT.sub("", text)
     text = _expand_time(text, ctx, counter)
     text = _BANNED.sub("", text)
     text = _RANDOM.sub(
-        lambda m: _frozen(
+        lambda m: _v(ctx, _frozen(
             ctx, counter, "random", m.group(0), lambda: _random_choice(m.group(1), _rng(ctx, counter, m.group(0)))
-        ),
+        )),
         text,
     )
-    text = _PICK.sub(lambda m: _pick(m, ctx, counter), text)
+    text = _PICK.sub(lambda m: _v(ctx, _pick(m, ctx, counter)), text)
     return text
 
 
@@ -283,23 +293,23 @@ def _expand_time(text: str, ctx: MacroContext, counter: _Counter) -> str:
     for name, fmt in simple.items():
         pattern = _word(name)
         text = pattern.sub(
-            lambda m, f=fmt: _frozen(ctx, counter, "time", m.group(0), lambda: format_moment(ctx.now(), f)),
+            lambda m, f=fmt: _v(ctx, _frozen(ctx, counter, "time", m.group(0), lambda: format_moment(ctx.now(), f))),
             text,
         )
     text = _DATETIMEFORMAT.sub(
-        lambda m: _frozen(
+        lambda m: _v(ctx, _frozen(
             ctx, counter, "time", m.group(0), lambda: format_moment(ctx.now(), m.group(1).strip())
-        ),
+        )),
         text,
     )
     text = _TIME_UTC.sub(
-        lambda m: _frozen(
+        lambda m: _v(ctx, _frozen(
             ctx,
             counter,
             "time",
             m.group(0),
             lambda: format_moment(ctx.now().astimezone(UTC) + _hours(m.group(1)), "h:mm A"),
-        ),
+        )),
         text,
     )
     return text

@@ -32,6 +32,7 @@ __all__ = [
     "MAX_NODES",
     "check_tree",
     "clean_surrogates",
+    "flat_name",
     "has_surrogates",
     "loads_json",
     "loads_yaml",
@@ -58,6 +59,18 @@ def has_surrogates(text: str) -> bool:
 def clean_surrogates(text: str) -> str:
     """`text` with every lone surrogate replaced by U+FFFD, the replacement character."""
     return _SURROGATE.sub("\ufffd", text) if has_surrogates(text) else text
+
+
+_LINE_BREAKS = re.compile(r"\s*[\r\n\v\f\x85\u2028\u2029]+\s*")
+
+
+def flat_name(name: str, warn: Warn | None = None, what: str = "name") -> str:
+    """A name on one line: line breaks (which could forge a `Name:` line or a turn in the
+    prompt) become single spaces, with a warning."""
+    flat = _LINE_BREAKS.sub(" ", name).strip() if _LINE_BREAKS.search(name) else name
+    if flat != name and warn is not None:
+        warn(f"the {what} {flat[:40]!r} had line breaks; they were made spaces")
+    return flat
 
 
 class _Refused(Exception):

@@ -6,6 +6,7 @@ any other `{{…}}` (such as `{{trim}}` or `{{char}}`) is left for `expand_macro
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 
@@ -83,6 +84,11 @@ def render_story_string(
 
 _OPEN, _CLOSE, _TRIM_MARK = "\ue000", "\ue001", "\ue002"
 _PIECE = re.compile(_OPEN + r"(\d+)" + _CLOSE)
+_VALUE_OPEN, _VALUE_CLOSE = "\ue003", "\ue004"
+_VALUE_MARKS = re.compile(f"([{_VALUE_OPEN}{_VALUE_CLOSE}])")
+MACRO_VALUE = "macro"
+"""The piece name of a value a macro put into the template's text (`{{char}}`, `{{user}}`...):
+content, never parsed for special tokens, whatever the preset puts around it."""
 
 
 def story_string_pieces(
@@ -109,7 +115,7 @@ def story_string_pieces(
     # `{{#if}}` tests the real values; the output carries markers in their place.
     text = _render_marked(template, params, marked)
     text = re.sub(r"\{\{trim\}\}", _TRIM_MARK, text, flags=re.IGNORECASE)
-    text = expand_macros(text, ctx)
+    text = expand_macros(text, dataclasses.replace(ctx, mark=(_VALUE_OPEN, _VALUE_CLOSE)))
     pieces: list[tuple[str | None, str]] = []
     pos = 0
     for m in _PIECE.finditer(text):
@@ -120,7 +126,7 @@ def story_string_pieces(
         pos = m.end()
     if pos < len(text):
         pieces.append((None, text[pos:]))
-    pieces = _apply_trim(pieces)
+    pieces = _apply_trim(_split_values(pieces))
     # strip leading newlines across pieces
     while pieces and pieces[0][1].startswith("\n"):
         name, value = pieces[0]
@@ -131,6 +137,31 @@ def story_string_pieces(
     if full and not full.endswith("\n") and (not instruct or wrap):
         pieces.append((None, "\n"))
     return pieces
+
+
+def _split_values(pieces: list[tuple[str | None, str]]) -> list[tuple[str | None, str]]:
+    """Template text cut where macro values start and end: values become MACRO_VALUE pieces."""
+    out: list[tuple[str | None, str]] = []
+    for name, text in pieces:
+        if _VALUE_OPEN not in text and _VALUE_CLOSE not in text:
+            out.append((name, text))
+            continue
+        if name is not None:  # a param's own text: values inside it are content already
+            out.append((name, _VALUE_MARKS.sub("", text)))
+            continue
+        depth, chunk = 0, []
+        for token in _VALUE_MARKS.split(text):
+            if token in (_VALUE_OPEN, _VALUE_CLOSE):
+                before = depth
+                depth = depth + 1 if token == _VALUE_OPEN else max(depth - 1, 0)
+                if (before == 0) != (depth == 0) and chunk:
+                    out.append((MACRO_VALUE if before else None, "".join(chunk)))
+                    chunk = []
+                continue
+            chunk.append(token)
+        if chunk:
+            out.append((MACRO_VALUE if depth else None, "".join(chunk)))
+    return [(n, t) for n, t in out if t]
 
 
 def _render_marked(template: str, params: Mapping[str, str], marked: Mapping[str, str]) -> str:

@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from .errors import ModelFileError
 from .models import check_gguf
+from .safeload import clean_surrogates
 
 __all__ = [
     "TextPart",
@@ -163,7 +164,9 @@ class LlamaTokenizer(_PartsMixin):
         if not text:
             return []
         with self._lock:
-            return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special))
+            # a lone surrogate cannot be UTF-8: tokenized as U+FFFD, as the chat file stores it
+            data = clean_surrogates(text).encode("utf-8")
+            return list(self._llm.tokenize(data, add_bos=False, special=special))
 
     def detokenize(self, ids: Sequence[int], *, special: bool = True) -> str:
         """Text of `ids`; `special=True` renders control tokens as their text."""

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from ..atomic import write_bytes_atomic
 from ..errors import CardError
 from ..files import decode_text, read_limited
-from ..safeload import loads_json
+from ..safeload import flat_name, loads_json
 from ._base import Warn
 from ._yaml import dump_yaml, load_yaml
 from .charx import read_charx, write_charx
@@ -183,6 +183,7 @@ def card_from_bytes(
     if spec != "v1" and raw.get("spec") not in ("chara_card_v2", "chara_card_v3"):
         warn(f"card has spec {raw.get('spec')!r}; read its data object as {spec.upper()}")
     card = _validate(raw, path, warn)
+    card.data.name = flat_name(card.data.name, warn, "card name")
     if not card.data.name.strip():
         guess = _name_from_path(path)
         card.data.name = guess

@@ -15,6 +15,7 @@ from pydantic import ValidationError, ValidationInfo, model_validator
 
 from .._types import ROLES, Role
 from ..errors import CardError
+from ..safeload import flat_name
 from ._base import LosslessModel, Warn, as_number, as_text, warner
 from ._files import read_document, write_document
 
@@ -126,6 +127,7 @@ def load_persona(path: str | Path, *, name: str | None = None) -> PersonaFile:
             if not personas:
                 raise CardError(p, "the SillyTavern persona backup has no personas")
             chosen = _choose(personas, raw, name, p)
+            chosen.name = flat_name(chosen.name, warnings.append, "persona name")
             return PersonaFile(chosen, "st_backup", p, warnings)
         kind = raw.get("kind")
         if kind is not None and kind != YAML_KIND:
@@ -134,6 +136,7 @@ def load_persona(path: str | Path, *, name: str | None = None) -> PersonaFile:
             raise CardError(p, "this is a character card, not a persona")
         body = {k: v for k, v in raw.items() if k not in ("kind", "version")}
         persona = Persona.model_validate(body, context={"warnings": warnings})
+        persona.name = flat_name(persona.name, warnings.append, "persona name")
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         loc = ".".join(str(x) for x in first["loc"] if not str(x).startswith("function-"))

@@ -16,6 +16,7 @@ from rp_context.cards import (
     card_to_bytes,
     card_to_dict,
 )
+from rp_context.safeload import flat_name
 
 FORMATS = ("json", "png", "charx", "yaml")
 
@@ -65,6 +66,8 @@ def cards(draw: st.DrawFn) -> dict[str, Any]:
                     "creator_notes", "system_prompt", "post_history_instructions", "creator", "character_version")
     }
     data["name"] = "N" + data["name"]  # a card always has a name (an empty one is filled from the file)
+    # ...on one line: a name's line breaks are flattened on load, with a warning (issue 17)
+    data["name"] = flat_name(data["name"])
     data["alternate_greetings"] = draw(st.lists(text, max_size=3))
     data["tags"] = draw(st.lists(text, max_size=3))
     data["extensions"] = draw(extensions)
