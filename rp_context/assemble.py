@@ -212,12 +212,14 @@ def assemble(
     if speaker not in by_name:
         raise RPContextError(f"speaker {speaker!r} is not one of the cards ({', '.join(by_name)})")
     card = by_name[speaker]
-    user = who.user
+    user = persona.name if persona is not None and persona.name else (
+        chat.header.user_name if chat.header else "User"
+    )
     user = flat_name(user, warnings.append, "user name")  # a line break could forge a turn
     meta: dict[str, Any] = chat.header.chat_metadata if chat.header is not None else {}
-    chat_id = who.chat_id
+    chat_id = _chat_id(chat)
     frozen_before = repr(meta.get(FROZEN_KEY)) + repr([m.extra.get(FROZEN_KEY) for m in chat.messages])
-    card_frozen = frozen_store(meta) if chat.header is not None else {}
+    card_frozen = _frozen_store(meta) if chat.header is not None else {}
     clock = (lambda: now) if now is not None else (lambda: datetime.now().astimezone())
     group_names = ", ".join(members)
 
@@ -417,16 +419,6 @@ def assemble(
                                 text=start, special=expanded == context.chat_start,  # names: content
                                 pinned=True, source=f"preset:context/{context.name}",
                                 block="story" if as_system else None))
-
-    # --- memory of evicted turns (the budget keeps it only when something is evicted) ----------
-    from .memory import memory_text, stored_memories
-
-    memories = stored_memories(visible)
-    if memories:
-        segments.append(Segment(id="memory", kind=SegmentKind.MEMORY, role="system",
-                                text=memory_text(memories[-1].text, "[Summary: {{summary}}]"),
-                                source=f"chat:{memories[-1].message_id}:memory",
-                                message_id=None))
 
     # --- history with depth injections ----------------------------------------------------------
     history: list[Segment] = []
