@@ -107,12 +107,49 @@ class JinjaTemplate:
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(f"{self.name}: Jinja syntax error at line {exc.lineno}: {exc.message}") from exc
 
+    def check_syntax(self) -> None:
+        """Raise TemplateError when the source is not valid Jinja."""
+        self._compiled  # noqa: B018 - compiling is the check
+
+    def _check_kept(self, skeleton: str, msgs: list[Message]) -> None:
+        """Raise TemplateError when the render lacks a message's text (the template dropped it)."""
+        found = {int(x) for x in _PH.findall(skeleton)}
+        for i, m in enumerate(msgs):
+            if m.content.strip() and i not in found:
+                preview = m.content.strip().replace("\n", " ")
+                preview = preview[:40] + ("…" if len(preview) > 40 else "")
+                raise TemplateError(
+                    f"{self.name}: the template drops message {i} ({m.role}: {preview!r}); "
+                    "its text would not reach the model"
+                )
+
     def _strftime_now(self, fmt: str) -> str:
         return (self.now or datetime.now()).strftime(fmt)
 
+    @cached_property
+    def typed_content(self) -> bool:
+        """Whether the template reads content only as a list of parts (`[{"type": "text", ...}]`,
+        SmolVLM, Qwen2-VL): string content vanishes from its render, typed content does not. The
+        content is then passed as parts, as llama.cpp does for such templates."""
+        mark = "\ue000probe\ue001"
+        for conv in ([{"role": "user", "content": mark}],
+                     [{"role": "system", "content": "s"}, {"role": "user", "content": mark}]):
+            try:
+                if mark in self._render(conv, True):
+                    return False
+                typed = [{**m, "content": [{"type": "text", "text": m["content"]}]} for m in conv]
+                return mark in self._render(typed, True)
+            except TemplateError:
+                continue
+        return False
+
+    def _dicts(self, msgs: list[Message]) -> list[dict[str, Any]]:
+        return [_as_dict(m, typed=self.typed_content) for m in msgs]
+
     def render_text(self, messages: Iterable[Any], add_generation_prompt: bool = True) -> str:
-        """The exact string transformers' `apply_chat_template(tokenize=False)` would produce."""
-        return self._render([_as_dict(m) for m in as_messages(messages)], add_generation_prompt)
+        """The exact string transformers' `apply_chat_template(tokenize=False)` would produce
+        (content passed as parts to templates that only read parts)."""
+        return self._render(self._dicts(as_messages(messages)), add_generation_prompt)
 
     def _render(self, msgs: list[dict[str, Any]], add_generation_prompt: bool) -> str:
         ctx = dict(self.extra_context)
@@ -136,12 +173,12 @@ class JinjaTemplate:
     ) -> RenderedPrompt:
         """Render to parts: template text special, message content plain, each traced to its message."""
         msgs = as_messages(messages)
-        text = self._render([_as_dict(m) for m in msgs], add_generation_prompt)
+        text = self._render(self._dicts(msgs), add_generation_prompt)
         probe = [
-            _as_dict(Message(m.role, f"\ue000{i}\ue001" if m.content else "", m.name))
-            for i, m in enumerate(msgs)
+            Message(m.role, f"\ue000{i}\ue001" if m.content else "", m.name) for i, m in enumerate(msgs)
         ]
-        skeleton = self._render(probe, add_generation_prompt)
+        skeleton = self._render(self._dicts(probe), add_generation_prompt)
+        self._check_kept(skeleton, msgs)
         parts = _align(text, skeleton, msgs)
         if parts is None:
             raise TemplateError(
@@ -154,8 +191,9 @@ class JinjaTemplate:
         return RenderedPrompt(parts=parts, stop=[s for s in (self.eos_token,) if s], bos_token=self.bos_token or None)
 
 
-def _as_dict(m: Message) -> dict[str, Any]:
-    d: dict[str, Any] = {"role": m.role, "content": m.content}
+def _as_dict(m: Message, typed: bool = False) -> dict[str, Any]:
+    content: Any = [{"type": "text", "text": m.content}] if typed else m.content
+    d: dict[str, Any] = {"role": m.role, "content": content}
     if m.name:
         d["name"] = m.name
     return d
