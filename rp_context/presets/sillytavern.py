@@ -42,6 +42,10 @@ _INSTRUCT_EXTRAS = {
     "block_prefix",
     "generation_prompt",
     "reasoning",
+    "prefix",
+    "first_block_prefix",
+    "last_input_suffix",
+    "implicit_system",
 }
 
 ST_KEYS: dict[str, list[str]] = {

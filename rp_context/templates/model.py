@@ -145,6 +145,15 @@ class InstructTemplate(BaseModel):
     generation_prompt: str | None = None
     """The generation header verbatim (`""`: none, as in Mistral); None derives it from the
     output sequences the SillyTavern way."""
+    prefix: str = ""
+    """Structure written once at the start of every prompt, after BOS (ChatGLM's `[gMASK]<sop>`)."""
+    first_block_prefix: str = ""
+    """Replaces `block_prefix` for the first block (llama2-sys-bos writes `<s>` before later ones)."""
+    last_input_suffix: str = ""
+    """Replaces `input_suffix` when the user's message is the conversation's last (RWKV's cue)."""
+    implicit_system: str | None = None
+    """A template's default system prompt: written as a system turn when the conversation does
+    not open with a system message (Qwen2.5, SmolLM2, Ling 2.0)."""
 
     reasoning: ReasoningFormat = Field(default_factory=ReasoningFormat)
     """How the model marks its reasoning, whether it goes back into prompts, the thinking

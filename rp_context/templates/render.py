@@ -102,7 +102,8 @@ def _check(t: InstructTemplate, msgs: list[Message]) -> None:
 
 
 def _sequences(
-    t: InstructTemplate, m: Message, i: int, first: int | None, last_user: int | None
+    t: InstructTemplate, m: Message, i: int, first: int | None, last_user: int | None,
+    last: int | None = None,
 ) -> tuple[str, str]:
     role = m.role
     if role == "system" and t.system_same_as_user:
@@ -113,7 +114,10 @@ def _sequences(
             prefix = t.first_input_sequence
         elif i == last_user and t.last_input_sequence:
             prefix = t.last_input_sequence
-        return prefix, t.input_suffix
+        suffix = t.input_suffix
+        if t.last_input_suffix and i == last and m.role == "user":
+            suffix = t.last_input_suffix
+        return prefix, suffix
     if role == "assistant":
         prefix = t.output_sequence
         if i == first and t.first_output_sequence:
@@ -170,15 +174,23 @@ def render_instruct(
     parts: list[TextPart] = []
     if bos and t.bos_token:
         parts.append(TextPart(t.bos_token, True, None))
+    if t.prefix:
+        parts.append(TextPart(t.prefix, True, None))
+    if t.implicit_system is not None and (not msgs or msgs[0].role != "system"):
+        # the template's own default system prompt: structure, not a message of the chat
+        implicit = t.system_sequence + t.implicit_system + t.system_suffix
+        parts.append(TextPart(implicit, True, None))
     in_block = False
+    opened = False  # a block was opened before (first_block_prefix is for the first only)
     pending: list[tuple[int, str]] = []  # merged system texts waiting for the next user turn
 
     def emit_message(i: int, m: Message, content: str, merged: list[tuple[int, str]]) -> None:
-        nonlocal in_block
+        nonlocal in_block, opened
         if t.block_prefix and not in_block:
-            parts.append(TextPart(t.block_prefix, True, i))
-            in_block = True
-        prefix, suffix = _sequences(t, m, i, first, last_user)
+            opener = t.first_block_prefix if t.first_block_prefix and not opened else t.block_prefix
+            parts.append(TextPart(opener, True, i))
+            in_block = opened = True
+        prefix, suffix = _sequences(t, m, i, first, last_user, len(msgs) - 1)
         who = _default_name(m, user, char)
         prefix = _macro(t, prefix, who, user, char)
         suffix = _macro(t, suffix, who, user, char)
