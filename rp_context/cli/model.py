@@ -36,7 +36,9 @@ def _info(args: argparse.Namespace) -> int:
         ("EOS", f"{info.eos_token!r} (id {info.eos_id})" if info.eos_id is not None else "none"),
         ("adds BOS", "yes" if info.add_bos else "no"),
         ("chat template", "embedded" if info.has_chat_template else "none (no chat template)"),
-        ("template family", f"{info.family} (from {info.family_source.replace('_', ' ')})"),
+        ("template", _template_line(info.family, info.family_source)),
+        ("why", info.template_reason or "?"),
+        ("llama.cpp builtin", info.llamacpp_template or "none (needs --jinja)"),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
@@ -47,3 +49,11 @@ def _info(args: argparse.Namespace) -> int:
         print()
         print(info.chat_template)
     return 0
+
+
+def _template_line(family: str, source: str) -> str:
+    if source == "chat_template":
+        return f"{family} (family; renders the model's template exactly)"
+    if source == "model_template":
+        return "the model's own chat template"
+    return f"{family} (guessed from {source.replace('_', ' ')})"

@@ -57,10 +57,17 @@ def template_for_model(path: str | Path | None = None, tokenizer: Any = None, *,
     chat_template = meta.get("tokenizer.chat_template") or None
     if prefer_jinja and chat_template:
         return JinjaTemplate.from_gguf(tok.path, tok)
-    guess = detect_family(chat_template, meta.get("general.architecture"), meta.get("general.name"))
+    guess = detect_family(
+        chat_template,
+        meta.get("general.architecture"),
+        meta.get("general.name"),
+        bos_token=tok.token_text(tok.bos_id) if tok.bos_id is not None else None,
+        eos_token=tok.token_text(tok.eos_id) if tok.eos_id is not None else None,
+        template_name=f"gguf:{tok.path.name}",
+    )
     if guess.warning:
         warnings.warn(f"{tok.path.name}: {guess.warning}", UserWarning, stacklevel=2)
-    return get_family(guess.family)
+    return guess.template if guess.template is not None else get_family(guess.family)
 
 
 def resolve_template(spec: str, *, model: str | Path | None = None) -> Any:

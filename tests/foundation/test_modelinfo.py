@@ -13,7 +13,10 @@ def test_default_model_is_chatml(smollm_path) -> None:
     assert (info.eos_token, info.eos_id) == ("<|im_end|>", 2)
     assert info.add_bos is False
     assert info.has_chat_template and "<|im_start|>" in (info.chat_template or "")
-    assert info.family == "chatml" and info.family_source == "chat_template"
+    # SmolLM2's own template adds its default system prompt when there is none: no family does,
+    # so its own template is used (read as ChatML role markers plus that prompt)
+    assert info.family == "jinja" and info.family_source == "model_template"
+    assert info.llamacpp_template == "chatml" and "no family renders it exactly" in info.template_reason
     assert info.warnings == []
 
 
@@ -29,19 +32,20 @@ def test_gemma_base_model_has_no_template_and_warns(gemma_path) -> None:
 
 def test_detection_from_template_markers(reference_dir) -> None:
     tdir = reference_dir / "templates"
+    # (exact family or "jinja" for the model's own template, llama.cpp's nearest builtin family)
     expected = {
-        "chatml.jinja": "chatml",
-        "smollm2-instruct.jinja": "chatml",
-        "llama-3-instruct.jinja": "llama3",
-        "gemma-2-it.jinja": "gemma",
-        "phi-3.5-mini-instruct.jinja": "phi3",
-        "llama-2-chat.jinja": "llama2",
-        "mistral-v7-large-2411.jinja": "mistral-v7",
-        "vicuna-1.1.jinja": "vicuna",
+        "chatml.jinja": ("chatml", "chatml"),
+        "smollm2-instruct.jinja": ("jinja", "chatml"),
+        "llama-3-instruct.jinja": ("llama3", "llama3"),
+        "gemma-2-it.jinja": ("gemma", "gemma"),
+        "phi-3.5-mini-instruct.jinja": ("jinja", "phi3"),
+        "llama-2-chat.jinja": ("jinja", "llama2-sys-strip"),
+        "mistral-v7-large-2411.jinja": ("mistral-v7", "mistral-v7"),
+        "vicuna-1.1.jinja": ("vicuna", "vicuna"),
     }
-    for name, family in expected.items():
-        guess = detect_family((tdir / name).read_text(), "llama", None)
-        assert guess.family == family, name
+    for name, (family, nearest) in expected.items():
+        guess = detect_family((tdir / name).read_text(), "llama", None, bos_token="<s>", eos_token="</s>")
+        assert (guess.family, guess.nearest) == (family, nearest), name
         assert guess.warning is None
 
 
