@@ -296,7 +296,9 @@ def assemble(
     # --- reasoning: kept out of the prompt but for the last N replies; the thinking switch ------
     from .reasoning import prepare_prompt
 
-    prefill = prepare_prompt(visible, texts, instruct.reasoning, meta, mode=mode)
+    own_header = instruct.generation_prompt if instruct.generation_prompt is not None else (
+        instruct.last_output_sequence or instruct.output_sequence)
+    prefill = prepare_prompt(visible, texts, instruct.reasoning, meta, mode=mode, header=own_header)
 
     # --- world info -----------------------------------------------------------------------------
     lore = None

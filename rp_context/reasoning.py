@@ -64,12 +64,13 @@ class ReasoningFormat(BaseModel):
     """Send the reasoning of the last N replies back to the model (0: none, the default)."""
     thinking: bool | None = None
     """Thinking on or off for new chats; None leaves the model's own default."""
-    start_prefill: str = ""
-    """Written after the generation header when thinking is switched on (e.g. `<think>\\n`
-    for models whose template does not open the block itself)."""
-    off_prefill: str = ""
-    """Written after the generation header when thinking is off (an empty block, e.g.
-    `<think>\\n\\n</think>\\n\\n`)."""
+    start_prefill: str | None = None
+    """Written after the generation header when thinking is switched on; None: the `prefix`
+    (unless the header already opens the block or `on_switch` does it)."""
+    off_prefill: str | None = None
+    """Written after the generation header when thinking is off; None: an empty block,
+    `prefix + suffix + separator` (`<think>\\n\\n</think>\\n\\n`, what Qwen3's own switch
+    writes), unless `off_switch` does it."""
     off_switch: str = ""
     """Appended to the last user message when thinking is off (Qwen3's ` /no_think`)."""
     on_switch: str = ""
@@ -418,11 +419,21 @@ def thinking_for(chat_metadata: dict[str, object] | None, fmt: ReasoningFormat) 
     return value if isinstance(value, bool) else fmt.thinking
 
 
-def thinking_prefill(fmt: ReasoningFormat, thinking: bool | None) -> str:
-    """Text written after the generation header for this switch (opens or skips the block)."""
+def thinking_prefill(fmt: ReasoningFormat, thinking: bool | None, header: str = "") -> str:
+    """Text written after the generation header (`header`) for this switch: it opens the block,
+    or writes an empty one so the model skips it."""
     if thinking is None:
         return ""
-    return fmt.start_prefill if thinking else fmt.off_prefill
+    opened = shape_opened_by(header, shapes_for(fmt)[:1]) is not None
+    if thinking:
+        if fmt.start_prefill is not None:
+            return fmt.start_prefill
+        return "" if opened or fmt.on_switch else fmt.prefix
+    if fmt.off_prefill is not None:
+        return fmt.off_prefill
+    if fmt.off_switch:
+        return ""
+    return (fmt.suffix if opened else fmt.prefix + fmt.suffix) + fmt.separator
 
 
 def thinking_switch(fmt: ReasoningFormat, thinking: bool | None) -> str:
@@ -433,9 +444,11 @@ def thinking_switch(fmt: ReasoningFormat, thinking: bool | None) -> str:
 
 
 def prepare_prompt(messages: Sequence[ChatMessage], texts: dict[str, str], fmt: ReasoningFormat,
-                   chat_metadata: dict[str, object] | None, *, mode: str = "normal") -> str:
+                   chat_metadata: dict[str, object] | None, *, mode: str = "normal",
+                   header: str = "") -> str:
     """Every reasoning rule of a prompt in one place: `prompt_texts`, then this chat's thinking
-    switch on the newest user message. Returns the prefill to write after the generation header."""
+    switch on the newest user message. Returns the prefill to write after the generation header
+    (`header`, the template's own)."""
     prompt_texts(messages, texts, fmt, continuing=mode == "continue")
     if mode != "normal":
         return ""
@@ -445,7 +458,7 @@ def prepare_prompt(messages: Sequence[ChatMessage], texts: dict[str, str], fmt: 
         last_user = next((m for m in reversed(messages) if m.role == "user"), None)
         if last_user is not None:
             texts[last_user.id] = texts[last_user.id] + switch
-    return thinking_prefill(fmt, thinking)
+    return thinking_prefill(fmt, thinking, header)
 
 
 def closing_text(fmt: ReasoningFormat, shape: ReasoningShape | None) -> str:

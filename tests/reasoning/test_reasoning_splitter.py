@@ -179,3 +179,20 @@ def test_jinja_templates_switch_thinking_with_their_own_variable() -> None:
     assert off.render_text(msgs).endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
     assert on.render_text(msgs).endswith("<|im_start|>assistant\n")
     assert default.render_text(msgs) == on.render_text(msgs)
+
+
+def test_thinking_prefills_follow_the_preset_or_its_own_block() -> None:
+    from rp_context.reasoning import thinking_prefill
+
+    fmt = ReasoningFormat()
+    assert thinking_prefill(fmt, None) == ""
+    assert thinking_prefill(fmt, True) == "<think>\n"
+    assert thinking_prefill(fmt, False) == "<think>\n\n</think>\n\n"  # Qwen3's empty block
+    # a header that opens the block itself (an R1-style family): on adds nothing, off closes it
+    assert thinking_prefill(fmt, True, "<|Assistant|><think>\n") == ""
+    assert thinking_prefill(fmt, False, "<|Assistant|><think>\n") == "\n</think>\n\n"
+    # a switch in the user's message instead of a prefill; explicit prefills win
+    assert thinking_prefill(ReasoningFormat(off_switch=" /no_think"), False) == ""
+    assert thinking_prefill(ReasoningFormat(start_prefill=""), True) == ""
+    gemma4 = ReasoningFormat(prefix="<|channel>thought\n", suffix="<channel|>", separator="")
+    assert thinking_prefill(gemma4, False) == "<|channel>thought\n<channel|>"
