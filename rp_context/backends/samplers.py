@@ -261,7 +261,11 @@ def request_params(
             mirostat=s.mirostat, mirostat_tau=s.mirostat_tau, mirostat_eta=s.mirostat_eta,
             samplers=s.chain_order(),
         )
-        bias = [[k, False if v == BAN else v] for k, v in _bias_entries(s)]
+        bias = [
+            [t, False if v == BAN else v]
+            for k, v in _bias_entries(s)
+            for t in ([k] if isinstance(k, str) else k)
+        ]
         if bias:
             p["logit_bias"] = bias
     elif kind == "llama-cpp-python":

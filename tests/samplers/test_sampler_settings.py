@@ -174,7 +174,7 @@ def test_llama_cpp_server_gets_every_setting_but_banned_strings() -> None:
     assert (p["dry_multiplier"], p["dry_penalty_last_n"], p["repeat_last_n"]) == (0.8, 2048, 2048)
     assert p["dry_sequence_breakers"] == ["\n", ":", '"', "*"]
     assert (p["xtc_probability"], p["top_n_sigma"], p["dynatemp_range"]) == (0.5, 1.0, 0.3)
-    assert p["logit_bias"] == [[[5], 3.0], [" sword", False], [[9], False]]
+    assert p["logit_bias"] == [[5, 3.0], [" sword", False], [9, False]]
     assert (p["seed"], p["max_tokens"]) == (7, 40)
 
 
