@@ -79,9 +79,13 @@ class Turn:
         return self._splitter is not None and self._splitter.in_reasoning
 
     def __iter__(self) -> Iterator[str]:
-        for delta in self.deltas():
-            if delta.text:
-                yield delta.text
+        deltas = self.deltas()
+        try:
+            for delta in deltas:
+                if delta.text:
+                    yield delta.text
+        finally:
+            deltas.close()  # a consumer that stops early still commits the turn now
 
     def deltas(self) -> Iterator[Delta]:
         """Reasoning and text pieces as they arrive (one of the two may be empty)."""

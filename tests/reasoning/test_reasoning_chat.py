@@ -239,3 +239,15 @@ def test_stop_strings_that_are_reasoning_markers_wait_for_the_text(session_for) 
     s.send("Go on.")
     turn = s.reply()  # a held start of a stop string that never completes is text after all
     assert "".join(turn) == "Bye <|" and turn.message.text == "Bye <|"
+
+
+def test_a_consumer_that_stops_early_still_commits_the_reasoning(session_for) -> None:
+    s = session_for([["<think>", "weighing it", "</think>", "Yes", ", and", " more"]])
+    s.send("Well?")
+    turn = s.reply()
+    it = iter(turn)
+    assert next(it) == "Yes"
+    it.close()
+    assert turn.committed and turn.message is not None
+    assert turn.message.reasoning == "weighing it" and turn.message.text == "Yes"
+    assert load_chat(s.chat_path).chat.messages[-1].reasoning == "weighing it"
