@@ -41,12 +41,17 @@ class Setup:
 
 
 def load_setup(spec: str | Path | None = None, *, budget: str | Path | None = None) -> Setup:
-    """A bundle name, a family name (with the default context and system prompt), or a preset file."""
+    """A bundle name, a family name (with the default context and system prompt), a preset file,
+    or a model's own template (`gguf:MODEL`, a `.jinja` file) as the instruct template."""
+    from .templates.families import instruct_from_model_template, is_model_template_spec
+
     spec = str(spec) if spec else DEFAULT_BUNDLE
     path = Path(spec).expanduser()
     looks_like_path = path.suffix.lower() in {".yaml", ".yml", ".json"} or "/" in spec
     preset: Any
-    if looks_like_path:
+    if is_model_template_spec(spec):
+        preset = instruct_from_model_template(spec)
+    elif looks_like_path:
         preset = read_preset(path)
     else:
         preset = None
@@ -60,7 +65,8 @@ def load_setup(spec: str | Path | None = None, *, budget: str | Path | None = No
             raise PresetError(None, f"no bundle or instruct family named {spec!r} (see `rp-context preset list`)")
     if isinstance(preset, BundlePreset):
         bundle = preset
-        instruct = load_preset(bundle.instruct, "instruct")
+        instruct = (instruct_from_model_template(bundle.instruct) if is_model_template_spec(bundle.instruct)
+                    else load_preset(bundle.instruct, "instruct"))
     elif isinstance(preset, InstructTemplate):
         bundle = load_preset(DEFAULT_BUNDLE, "bundle")  # its context, system prompt, sampler
         assert isinstance(bundle, BundlePreset)

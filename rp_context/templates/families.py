@@ -9,7 +9,16 @@ from typing import Any
 from ..errors import TemplateError
 from .model import InstructTemplate
 
-__all__ = ["get_family", "list_families", "resolve_template", "template_for_model", "FAMILY_ALIASES"]
+__all__ = [
+    "get_family",
+    "list_families",
+    "resolve_template",
+    "template_for_model",
+    "FAMILY_ALIASES",
+    "is_model_template_spec",
+    "model_template",
+    "instruct_from_model_template",
+]
 
 FAMILY_ALIASES: dict[str, str] = {"llama2-sys": "llama2", "plain-text": "plain", "text": "plain"}
 """Other names accepted for a family (llama.cpp's `llama2-sys` is our `llama2`)."""
@@ -74,18 +83,46 @@ def resolve_template(spec: str, *, model: str | Path | None = None) -> Any:
     """A `--template` argument: a family name, `auto` (detect from the model), `gguf:MODEL.gguf`,
     a `.jinja` file, or a preset file (our YAML or SillyTavern instruct JSON)."""
     from ..presets.library import read_preset
-    from .jinja import JinjaTemplate
 
     if spec == "auto":
         return template_for_model(model)
-    if spec.startswith("gguf:"):
-        return JinjaTemplate.from_gguf(spec[len("gguf:") :])
+    if is_model_template_spec(spec):
+        return model_template(spec)
     p = Path(spec).expanduser()
-    if p.suffix.lower() == ".jinja":
-        return JinjaTemplate.from_file(p)
     if p.suffix.lower() in {".yaml", ".yml", ".json"} or "/" in spec:
         preset = read_preset(p)
         if not isinstance(preset, InstructTemplate):
             raise TemplateError(f"{p}: is not an instruct preset")
         return preset
     return get_family(spec)
+
+
+def is_model_template_spec(spec: str) -> bool:
+    """Whether a `--template`/`--preset` argument names a model's own template (`gguf:MODEL`,
+    `gguf:` for the default model, or a `.jinja` file)."""
+    return spec.startswith("gguf:") or spec.lower().endswith(".jinja")
+
+
+def model_template(spec: str) -> Any:
+    """The Jinja template `spec` names, with its model's BOS/EOS text for `gguf:`."""
+    from ..models import resolve_model
+    from .jinja import JinjaTemplate
+
+    if spec.startswith("gguf:"):
+        return JinjaTemplate.from_gguf(resolve_model(spec[len("gguf:") :] or None))
+    return JinjaTemplate.from_file(Path(spec).expanduser())
+
+
+def instruct_from_model_template(spec: str) -> InstructTemplate:
+    """A model's own template where an instruct preset goes: the family that renders it byte for
+    byte, or its role markers read off its own renders (checked the same way). TemplateError
+    saying why when neither renders it exactly (its turns are not plain role markers)."""
+    from ..detect import detect_family
+
+    jinja = model_template(spec)
+    guess = detect_family(jinja.source, bos_token=jinja.bos_token or None,
+                          eos_token=jinja.eos_token or None, template_name=jinja.name)
+    if isinstance(guess.template, InstructTemplate):
+        return guess.template
+    hint = f"; --preset {guess.nearest} is llama.cpp's nearest builtin" if guess.nearest else ""
+    raise TemplateError(f"{spec}: cannot be used as an instruct template: {guess.reason}{hint}")

@@ -78,7 +78,11 @@ def test_template_bos_kept_when_model_does_not_add_it(smollm_tokenizer) -> None:
 def test_detection(smollm_path: Path, gemma_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert template_for_model(smollm_path).name == "chatml"
+        detected = template_for_model(smollm_path)
+    # SmolLM2's template is ChatML plus its own default system prompt: that is what is used
+    assert detected.name == f"gguf:{smollm_path.name}" and "SmolLM" in (detected.implicit_system or "")
+    conv = [Message("system", "S"), Message("user", "hi")]
+    assert detected.render(conv).text == get_family("chatml").render(conv).text
     with pytest.warns(UserWarning, match="no chat template"):
         assert template_for_model(gemma_path).name == "gemma"
     own = template_for_model(smollm_path, prefer_jinja=True)
