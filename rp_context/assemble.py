@@ -10,7 +10,6 @@ cache are frozen per message.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from .cards.model import Card, Lorebook
 from .cards.persona import Persona
 from .cards.roster import GroupRoster
 from .chat import Chat, ChatMessage
+from .chatcontext import FROZEN_KEY, frozen_store, identify, message_text
 from .errors import RPContextError
 from .flatten import FlatPrompt, Mode, flatten
 from .macros import MacroContext, expand_macros
@@ -35,8 +35,6 @@ from .templates.model import InstructTemplate
 
 __all__ = ["AuthorNote", "AssemblySettings", "AssembledPrompt", "assemble", "parse_examples"]
 
-FROZEN_KEY = "rp_context_macros"
-"""Where frozen macro values live: a message's `extra`, or the chat metadata for card text."""
 
 _ROLE_ORDER = ROLES
 
@@ -68,12 +66,13 @@ class AssemblySettings(BaseModel):
     """False is SillyTavern's "never include examples" (`{{mesExamples}}` still renders)."""
     world_info: Any = None
     """`rp_context.worldinfo.WorldInfoSettings`, or None for its defaults."""
-    keyword_lore: Literal["story", "tail"] = "story"
+    keyword_lore: Literal["story", "tail"] | None = None
     """Where world-info entries activated by keywords go when their position is before/after the
     card: "story" (SillyTavern: in the story string, at the top) or "tail" (a system turn just
     before the newest message). Entries that come and go turn by turn at the top of the prompt
     make llama.cpp re-read everything after them; in the tail they cost only themselves.
-    Constant entries stay in the story string either way."""
+    Constant entries stay in the story string either way. None (unset): the budget policy's
+    `keyword_lore` decides (`build_prompt`); `assemble` alone then keeps SillyTavern's "story"."""
 
 
 @dataclass
@@ -149,32 +148,6 @@ def _macro_field(text: str, ctx: MacroContext) -> str:
     return expand_macros(text.replace("\r", ""), ctx) if text else ""
 
 
-def _chat_id(chat: Chat) -> str:
-    header = chat.header
-    base = f"{header.character_name}|{header.create_date}" if header else ""
-    if not base.strip("|"):
-        first = chat.messages[0].id if chat.messages else ""
-        base = f"chat|{first}"
-    return hashlib.sha256(base.encode()).hexdigest()[:16]
-
-
-def _parse_date(value: Any) -> datetime | None:
-    from .chat import parse_send_date
-
-    try:
-        return parse_send_date(value)
-    except (ValueError, TypeError):
-        return None
-
-
-def _frozen_store(container: dict[str, Any]) -> dict[str, str]:
-    store = container.get(FROZEN_KEY)
-    if not isinstance(store, dict):
-        store = {}
-        container[FROZEN_KEY] = store
-    return store
-
-
 def assemble(
     *,
     cards: Sequence[Card],
@@ -200,30 +173,24 @@ def assemble(
     by_name: dict[str, Card] = {}
     for card in cards:
         by_name.setdefault(card.data.name, card)
-    if roster is not None:
-        from .group import group_members
-
-        members = [m.name for m in group_members(roster, list(cards))]
-    else:
-        members = [c.data.name for c in cards]
+    who = identify(chat, cards, roster=roster, persona=persona)
+    members = list(who.members)
     group = len(members) > 1
     if speaker is None:
         speaker = members[0]
     if speaker not in by_name:
         raise RPContextError(f"speaker {speaker!r} is not one of the cards ({', '.join(by_name)})")
     card = by_name[speaker]
-    user = persona.name if persona is not None and persona.name else (
-        chat.header.user_name if chat.header else "User"
-    )
+    user = who.user
     user = flat_name(user, warnings.append, "user name")  # a line break could forge a turn
     meta: dict[str, Any] = chat.header.chat_metadata if chat.header is not None else {}
-    chat_id = _chat_id(chat)
+    chat_id = who.chat_id
     frozen_before = repr(meta.get(FROZEN_KEY)) + repr([m.extra.get(FROZEN_KEY) for m in chat.messages])
-    card_frozen = _frozen_store(meta) if chat.header is not None else {}
+    card_frozen = frozen_store(meta) if chat.header is not None else {}
     clock = (lambda: now) if now is not None else (lambda: datetime.now().astimezone())
     group_names = ", ".join(members)
 
-    created = _parse_date(chat.header.create_date) if chat.header is not None else None
+    created = who.created
     card_clock = (lambda: now) if now is not None else ((lambda: created) if created else clock)
 
     # In a joined group the prompt's top must not depend on who speaks (llama.cpp's cache): there
@@ -284,14 +251,7 @@ def assemble(
     visible = [m for m in chat.messages if not m.hidden]
     texts: dict[str, str] = {}
     for m in visible:
-        text = m.text.replace("\r", "")
-        if "{{" in text or "<USER>" in text or "<BOT>" in text or "<CHAR>" in text:
-            sent = _parse_date(m.send_date)
-            when = (lambda d=sent: d) if sent is not None and now is None else None
-            author = m.name if m.role == "assistant" and m.name in by_name else members[0]
-            text = expand_macros(text, ctx(_frozen_store(m.extra), scope=f"msg:{m.id}", when=when,
-                                           char=author))
-        texts[m.id] = text
+        texts[m.id] = message_text(m, who, now=now, warnings=warnings)  # as the screen shows it
 
     # --- reasoning: kept out of the prompt but for the last N replies; the thinking switch ------
     from .reasoning import prepare_prompt

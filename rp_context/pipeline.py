@@ -168,8 +168,9 @@ def build_prompt(
     previous_ids: Sequence[int] | None = None,
 ) -> FittedPrompt:
     """Assemble and fit the prompt for the next reply."""
-    settings = (settings or AssemblySettings()).model_copy(
-        update={"keyword_lore": setup.budget.keyword_lore})
+    settings = settings or AssemblySettings()
+    if settings.keyword_lore is None:  # the caller's choice stands; unset, the policy's applies
+        settings = settings.model_copy(update={"keyword_lore": setup.budget.keyword_lore})
     assembled: AssembledPrompt = assemble(
         cards=cast.cards,
         chat=chat,

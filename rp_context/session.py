@@ -322,6 +322,8 @@ class ChatSession:
             first.swipes = list(greetings)
             first.swipe_id = max(0, min(greeting, len(greetings) - 1))
             first.text = greetings[first.swipe_id]
+        if self.is_group and self.cast.roster is not None:
+            self._group_opening()
         if chat_path is not None:
             self.chat_path = Path(chat_path)
         self.last_fitted = None
@@ -329,6 +331,20 @@ class ChatSession:
         self._apply_muted()
         self.save()
         return self.chat
+
+    def _group_opening(self) -> None:
+        """A group chat opens with a greeting from every member (group-only greetings included,
+        seeded by the new chat's id), each member's other greetings kept as swipes."""
+        from .group import group_greetings
+
+        assert self.cast.roster is not None
+        now = st_timestamp()
+        self.chat.messages = [
+            ChatMessage(id=str(i), name=g.member, role="assistant", text=g.text, send_date=now,
+                        swipes=list(g.options), swipe_id=g.index)
+            for i, g in enumerate(group_greetings(self.cast.roster, self.cast.cards,
+                                                  seed=self.chat_id))
+        ]
 
     @property
     def muted(self) -> list[str]:

@@ -19,13 +19,20 @@ ACTIONS: list[tuple[str, str, str]] = [
     ("Prompt inspector", "inspector", "f2"),
     ("Stop the reply", "stop", "esc"),
     ("Show or hide the side panel", "toggle_panel", "ctrl+b"),
+    ("Edit the character's card", "edit_card", "f8"),
+    ("Author's note for this chat", "author_note", "f9"),
+    ("Edit the memory (summary of old messages)", "edit_memory", "palette"),
 ]
 APP_ACTIONS: list[tuple[str, str, str]] = [
     ("Open a character or group", "pick_cast", "f3"),
     ("Choose a preset bundle", "pick_preset", "f4"),
     ("Choose a persona", "pick_persona", "f5"),
     ("Import a card, persona or SillyTavern preset", "import_file", "f6"),
-    ("Settings: model, context size, GPU layers", "settings", "f7"),
+    ("Settings: model, context, reply length, sampler", "settings", "f7"),
+    ("Chats with this character or group (open, rename, delete)", "browse_chats", "ctrl+o"),
+    ("Create a persona (your name and who you are)", "pick_persona", "f5"),
+    ("Edit my persona", "edit_persona", "palette"),
+    ("Help: every key", "help", "f1"),
 ]
 
 

@@ -1,32 +1,42 @@
-"""The app's settings (model, context size, GPU layers, preset, persona) and where its files live.
+"""The app's settings (model, context size, GPU layers, preset, persona, reply length, sampler,
+keys) and its state between runs (what was open last, whether the help was seen), and where its
+files live.
 
 Everything sits under `rp_context.paths.user_data_dir()` (platformdirs' per-user data folder, or
-`$RP_CONTEXT_HOME`): `settings.yaml`, `cards/`, `personas/`, `presets/` and `chats/`.
+`$RP_CONTEXT_HOME`): `settings.yaml`, `state.yaml`, `cards/`, `personas/`, `presets/`, `chats/`
+and `logs/`.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import re
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from rp_context import chatfolder
 from rp_context.atomic import write_text_atomic
 from rp_context.errors import InputFileError
 from rp_context.paths import user_data_dir
 
 __all__ = [
+    "AppState",
     "Settings",
     "SettingsError",
     "settings_path",
     "load_settings",
     "save_settings",
+    "backup_settings",
+    "load_state",
+    "save_state",
     "cards_dir",
     "personas_dir",
     "presets_dir",
     "chats_dir",
+    "logs_dir",
+    "chat_folder",
     "new_chat_path",
     "latest_chat",
 ]
@@ -51,10 +61,35 @@ class Settings(BaseModel):
     """Preset bundle or instruct family name, or a preset file; None: the default bundle."""
     persona: str | None = None
     """Persona file you play as; None: plain `User`."""
+    reply_length: int | None = Field(None, ge=1, le=32768)
+    """Longest reply in tokens; None: the sampler preset's `max_tokens`."""
+    sampler: str | None = None
+    """Sampler preset (presets/sampler) name; None: the bundle's."""
+    newline_key: Literal["shift+enter", "ctrl+j"] = "shift+enter"
+    """The key that starts a new line in the message box (ctrl+j always does; Enter sends)."""
+    keys: dict[str, str] = Field(default_factory=dict)
+    """Remapped keys: action name (e.g. `regenerate`, `help`) to key(s), e.g. `ctrl+e`."""
+
+
+class AppState(BaseModel):
+    """Where the user left off, so the next `rp-chat` opens there."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    cards: list[str] = Field(default_factory=list)
+    roster: str | None = None
+    chat: str | None = None
+    preset: str | None = None
+    persona: str | None = None
+    seen_help: bool = False
 
 
 def settings_path() -> Path:
     return user_data_dir() / "settings.yaml"
+
+
+def state_path() -> Path:
+    return user_data_dir() / "state.yaml"
 
 
 def load_settings(path: Path | None = None) -> Settings:
@@ -84,6 +119,31 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path:
     return p
 
 
+def backup_settings(path: Path | None = None) -> Path | None:
+    """Keep a copy of a settings file the app could not use (`settings.yaml.broken`) before it
+    is replaced, so nothing the user wrote is lost."""
+    p = path or settings_path()
+    if not p.exists():
+        return None
+    target = p.with_name(p.name + ".broken")
+    write_text_atomic(target, p.read_text(encoding="utf-8", errors="replace"))
+    return target
+
+
+def load_state() -> AppState:
+    """The state of the last run; the defaults when there is none or it cannot be read."""
+    try:
+        data = yaml.safe_load(state_path().read_text(encoding="utf-8"))
+        return AppState.model_validate(data or {})
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValidationError, TypeError):
+        return AppState()
+
+
+def save_state(state: AppState) -> None:
+    write_text_atomic(state_path(), yaml.safe_dump(state.model_dump(), sort_keys=False,
+                                                   allow_unicode=True))
+
+
 def cards_dir() -> Path:
     return user_data_dir() / "cards"
 
@@ -100,26 +160,20 @@ def chats_dir() -> Path:
     return user_data_dir() / "chats"
 
 
-def _folder_name(name: str) -> str:
-    cleaned = re.sub(r'[\\/:*?"<>|\x00-\x1f]+', "_", name).strip(" .")
-    return cleaned or "chat"
+def logs_dir() -> Path:
+    return user_data_dir() / "logs"
 
 
-def new_chat_path(name: str, when: _dt.datetime | None = None) -> Path:
+def chat_folder(name: str) -> Path:
+    """The folder of a character's or group's chats."""
+    return chatfolder.chat_folder(chats_dir(), name)
+
+
+def new_chat_path(name: str, when: _dt.datetime | None = None, *, stem: str | None = None) -> Path:
     """A new chat file for a character or group, named as SillyTavern names them."""
-    t = when or _dt.datetime.now()
-    folder = chats_dir() / _folder_name(name)
-    stem = f"{_folder_name(name)} - {t:%Y-%m-%d@%Hh%Mm%Ss}"
-    path = folder / f"{stem}.jsonl"
-    n = 2
-    while path.exists():
-        path = folder / f"{stem} ({n}).jsonl"
-        n += 1
-    return path
+    return chatfolder.new_chat_path(chat_folder(name), stem or name, when)
 
 
 def latest_chat(name: str) -> Path | None:
     """The most recently changed chat of a character or group, if any."""
-    folder = chats_dir() / _folder_name(name)
-    files = sorted(folder.glob("*.jsonl"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
-    return files[-1] if files else None
+    return chatfolder.latest_chat(chat_folder(name))

@@ -11,12 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from rp_context.cards import load_card, load_roster
+from rp_context.chatfolder import author_note_of
 from rp_context.paths import default_card_path
+from rp_context.presets.library import load_preset
+from rp_context.sampling import SamplerSettings
 from rp_context.session import ChatSession
 
 from .config import Settings, latest_chat, new_chat_path
 
-__all__ = ["ChatSpec", "cast_name", "open_session"]
+__all__ = ["ChatSpec", "apply_settings", "cast_name", "open_session"]
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ def open_session(spec: ChatSpec, settings: Settings, *, backend: Any = None, cou
     if chat is None:
         name = cast_name(spec)
         chat = (None if fresh else latest_chat(name)) or new_chat_path(name)
-    return ChatSession.open(
+    session = ChatSession.open(
         cards=list(spec.cards),
         roster=spec.roster,
         persona=spec.persona or settings.persona,
@@ -75,3 +78,18 @@ def open_session(spec: ChatSpec, settings: Settings, *, backend: Any = None, cou
         backend=backend,
         counter=counter,
     )
+    apply_settings(session, settings)
+    return session
+
+
+def apply_settings(session: ChatSession, settings: Settings) -> None:
+    """Put the settings the session does not take when opening onto it: the sampler preset, the
+    reply length, and the chat's own author's note. Raises PresetError for an unknown sampler."""
+    sampler = session.setup.sampler
+    if settings.sampler:
+        preset = load_preset(settings.sampler, "sampler")
+        sampler = SamplerSettings(**preset.model_dump(exclude={"name", "description"}))
+    if settings.reply_length:
+        sampler = sampler.model_copy(update={"max_tokens": settings.reply_length})
+    session.setup.sampler = sampler
+    session.settings = session.settings.model_copy(update={"author_note": author_note_of(session.chat)})

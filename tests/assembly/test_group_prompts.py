@@ -96,21 +96,25 @@ def test_depth_prompt_of_a_joined_member(cast, tiktoken_counter) -> None:
 def test_speaker_order_per_strategy(cast, tiktoken_counter) -> None:
     from rp_context.session import ChatSession
 
-    def picks(activation: str, chat: Chat) -> list[str]:
+    def picks(activation: str, chat: Chat, user_typed: bool = True) -> list[str]:
         c = _with_mode(cast, "join", activation)
         s = ChatSession(c, load_setup("chatml"), chat, counter=tiktoken_counter)
-        return s.next_speakers(user_typed=True)
+        return s.next_speakers(user_typed=user_typed)
 
     chat = _chat()
     assert picks("list", chat) == MEMBERS
     natural = picks("natural", chat)
     assert natural[0] == "Tobias Marrow"  # named in the user's message
-    # pooled: one member who has not spoken since the user's last message
+    # pooled, going on without new input: one member who has not spoken since the user's last
+    # message; once all have, anyone but the last speaker
     chat.messages.append(ChatMessage(id="2", name="Tobias Marrow", role="assistant", text="It is."))
+    said: list[str] = []
     for _ in range(3):
-        pooled = picks("pooled", chat)
-        assert len(pooled) == 1 and pooled[0] in ("Wren Halloway", "Absalom Pike")
+        pooled = picks("pooled", chat, user_typed=False)
+        assert len(pooled) == 1
+        said.append(pooled[0])
         chat.messages.append(ChatMessage(id=str(len(chat.messages)), name=pooled[0], role="assistant", text="..."))
+    assert sorted(said[:2]) == ["Absalom Pike", "Wren Halloway"] and said[2] != said[1]
     assert picks("manual", chat) == []
     assert picks("natural", _chat()) == natural  # seeded by the chat: same state, same pick
 

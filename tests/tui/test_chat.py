@@ -10,7 +10,7 @@ from _scripted import ScriptedBackend
 from textual.widgets import TextArea
 
 from rp_context.chat import load_chat
-from tui.screens import EditScreen, PickScreen
+from tui.screens import ConfirmScreen, EditScreen, PickScreen
 from tui.widgets import MessageView, PromptInput
 
 
@@ -114,6 +114,8 @@ async def test_edit_and_delete_a_message(make_app: Any) -> None:
         assert saved(app)[-1].text == "An edited reply."
         views(app)[1].focus()  # the user's "Hi"
         await pilot.press("d")
+        assert isinstance(app.screen, ConfirmScreen)  # deleting asks once
+        await pilot.press("y")
         await pilot.pause()
         assert [v.text for v in views(app)][1:] == ["An edited reply."]
         assert [m.text for m in saved(app)][1:] == ["An edited reply."]

@@ -88,7 +88,7 @@ def test_cli_refuses_a_bad_card_with_one_line(tmp_path: Path, capsys: pytest.Cap
     assert err.count("\n") == 1 and err.startswith("rp-chat: error: ") and str(bad) in err
 
 
-def test_cli_refuses_a_bad_context_and_bad_settings(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_refuses_a_bad_context_flag(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--context", "12"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--context" in err
@@ -96,9 +96,7 @@ def test_cli_refuses_a_bad_context_and_bad_settings(capsys: pytest.CaptureFixtur
     settings_path().write_text("context: 4096\nmodle: x.gguf\n", encoding="utf-8")
     with pytest.raises(SettingsError, match="modle"):
         load_settings()
-    assert main([]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "settings.yaml" in err and "modle" in err
+    # a broken settings file does not lock the user out: see test_safety.py
 
 
 def test_settings_round_trip(data_home: Path) -> None:

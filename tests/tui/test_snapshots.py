@@ -77,3 +77,63 @@ def test_import_error_dialog(snap_compare: Any, make_app: Any, fixed_home: Path)
         await pilot.pause()
 
     assert snap_compare(make_app(ScriptedBackend([])), terminal_size=SIZE, run_before=run_before)
+
+
+def _chatted(pilot_keys: tuple[str, ...] = ()) -> Any:
+    async def run_before(pilot: Any) -> None:
+        await settle(pilot)
+        await pilot.press(*"I sailed toward the light.", "enter")
+        await settle(pilot)
+        for key in pilot_keys:
+            await pilot.press(key)
+            await pilot.pause()
+        await settle(pilot)
+
+    return run_before
+
+
+def test_chat_screen_80x24(snap_compare: Any, make_app: Any) -> None:
+    """The smallest common terminal: the side panel folds away, the key hints fit."""
+    assert snap_compare(make_app(ScriptedBackend([REPLY])), terminal_size=(80, 24),
+                        run_before=_chatted())
+
+
+def test_chat_screen_160x48(snap_compare: Any, make_app: Any) -> None:
+    assert snap_compare(make_app(ScriptedBackend([REPLY])), terminal_size=(160, 48),
+                        run_before=_chatted())
+
+
+def test_help_screen(snap_compare: Any, make_app: Any) -> None:
+    assert snap_compare(make_app(ScriptedBackend([REPLY])), terminal_size=SIZE,
+                        run_before=_chatted(("f1",)))
+
+
+def test_card_editor(snap_compare: Any, make_app: Any) -> None:
+    assert snap_compare(make_app(ScriptedBackend([REPLY])), terminal_size=SIZE,
+                        run_before=_chatted(("f8",)))
+
+
+def test_chat_browser(snap_compare: Any, make_app: Any, fixed_home: Path) -> None:
+    import os
+    import time
+    from datetime import datetime
+
+    folder = fixed_home / "chats" / "Wren Halloway"
+    folder.mkdir(parents=True)
+    first = folder / "The storm night.jsonl"
+
+    async def run_before(pilot: Any) -> None:
+        await settle(pilot)
+        await pilot.press(*"I sailed toward the light.", "enter")
+        await settle(pilot)
+        older = folder / "Wren Halloway - 2023-06-18@21h05m00s.jsonl"
+        older.write_text(first.read_text(encoding="utf-8").rsplit("\n", 2)[0] + "\n",
+                         encoding="utf-8")
+        for path, when in ((first, (2023, 6, 19, 14, 20)), (older, (2023, 6, 18, 21, 5))):
+            stamp = time.mktime(datetime(*when).timetuple())  # local time, as the list shows
+            os.utime(path, (stamp, stamp))
+        await pilot.press("ctrl+o")
+        await settle(pilot)
+
+    app = make_app(ScriptedBackend([REPLY]), chat=first)
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

@@ -1,57 +1,74 @@
-"""The chat screen: messages, the prompt box, the budget panel; generation runs in a thread worker.
+"""The chat screen: messages, the message box, the side panel (budget, group, memory); generation
+runs in a thread worker.
 
 All prompt and chat logic is the library's ChatSession: this screen sends, asks for replies,
-swipes, edits and deletes through it, and shows what it reports.
+swipes, edits, deletes and branches through it, and shows what it reports. Message actions need
+an explicitly selected message (the message box is not focused then), and after every dialog the
+focus goes back to the message box, so typing never lands on a message.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Footer, Header, ProgressBar, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from rp_context.errors import RPContextError
 
-from ..widgets import BudgetPanel, MessageView, PromptInput, RosterList
+from ..widgets import BudgetPanel, MemoryPanel, MessageView, PromptInput, RosterList
 from .inspector import InspectorScreen
-from .modals import EditScreen, PickScreen
+from .modals import ConfirmScreen, EditScreen, PickScreen
 
 if TYPE_CHECKING:
     from rp_context.chat import ChatMessage
     from rp_context.session import ChatSession, Turn
 
-__all__ = ["ChatScreen", "FLUSH_SECONDS"]
+__all__ = ["ChatScreen", "FLUSH_SECONDS", "NARROW", "STOPPED_KEY"]
 
 FLUSH_SECONDS = 0.05
 """Streamed text reaches the screen at most every 50 ms (about 20 updates a second)."""
+NARROW = 100
+"""Below this many columns the side panel folds away (ctrl+b brings it back)."""
+STOPPED_KEY = "rp_context_stopped"
+"""Set in a reply's `extra` when the user stopped it, so the cut shows after a restart too."""
 
 
 class ChatScreen(Screen[None]):
-    """Talk to a character or a group. Esc stops a reply; the footer lists the rest."""
+    """Talk to a character or a group. Esc stops a reply; F1 lists every key."""
 
     BINDINGS = [
-        Binding("escape", "stop", "Stop", show=False),
-        Binding("ctrl+r", "regenerate", "Regenerate"),
-        Binding("ctrl+t", "continue_reply", "Continue"),
-        Binding("ctrl+y", "impersonate", "Impersonate"),
-        Binding("ctrl+g", "group_round", "Group round"),
-        Binding("ctrl+s", "pick_speaker", "Speaker"),
-        Binding("ctrl+n", "new_chat", "New chat"),
-        Binding("f2", "inspector", "Inspector"),
-        Binding("f3", "app.pick_cast", "Cards"),
-        Binding("f4", "app.pick_preset", "Preset"),
-        Binding("f5", "app.pick_persona", "Persona"),
-        Binding("f6", "app.import_file", "Import"),
-        Binding("f7", "app.settings", "Settings"),
-        Binding("ctrl+b", "toggle_panel", "Panel", show=False),
+        Binding("escape", "stop", "Stop", show=False, id="stop"),
+        Binding("f1", "app.help", "Help", id="help"),
+        Binding("question_mark", "app.help", "Help", show=False),
+        Binding("ctrl+o", "app.browse_chats", "Chats", id="chats"),
+        Binding("ctrl+r", "regenerate", "Regen", id="regenerate"),
+        Binding("ctrl+n", "new_chat", "New", id="new_chat"),
+        Binding("f2", "inspector", "Prompt", id="inspector"),
+        Binding("f7", "app.settings", "Settings", id="settings"),
+        Binding("ctrl+t", "continue_reply", "Continue", show=False, id="continue"),
+        Binding("ctrl+y", "impersonate", "Impersonate", show=False, id="impersonate"),
+        Binding("ctrl+g", "group_round", "Group round", show=False, id="group_round"),
+        Binding("ctrl+s", "pick_speaker", "Speaker", show=False, id="pick_speaker"),
+        Binding("f3", "app.pick_cast", "Cards", show=False, id="pick_cast"),
+        Binding("f4", "app.pick_preset", "Preset", show=False, id="pick_preset"),
+        Binding("f5", "app.pick_persona", "Persona", show=False, id="pick_persona"),
+        Binding("f6", "app.import_file", "Import", show=False, id="import"),
+        Binding("f8", "edit_card", "Edit card", show=False, id="edit_card"),
+        Binding("f9", "author_note", "Author's note", show=False, id="author_note"),
+        Binding("ctrl+b", "toggle_panel", "Panel", show=False, id="toggle_panel"),
     ]
+    # The message box is a TextArea, which binds f6, f7 and ctrl+y itself: the screen's keys
+    # win (but Esc, and ? which is typed as text, go to the focused widget first).
+    BINDINGS = [b if b.key in ("escape", "question_mark") else replace(b, priority=True)
+                for b in BINDINGS]
 
     def __init__(self) -> None:
         super().__init__()
@@ -59,6 +76,8 @@ class ChatScreen(Screen[None]):
         self.preview: Any = None
         self._turn: Turn | None = None
         self._epoch = 0
+        self._panel_choice: bool | None = None
+        """The user's ctrl+b choice; None: follow the terminal's width."""
 
     @property
     def session(self) -> ChatSession:
@@ -69,15 +88,25 @@ class ChatScreen(Screen[None]):
         yield Header()
         with Horizontal(id="main"):
             yield VerticalScroll(id="log")
-            with Vertical(id="side"):
+            with VerticalScroll(id="side"):
                 yield BudgetPanel(id="budget")
                 yield Static("Group", id="roster-title", classes="title")
                 yield RosterList(id="roster")
+                yield MemoryPanel(id="memory")
                 yield Static("", id="status", markup=False)
-        yield PromptInput(id="prompt", placeholder="Say something…")
+        with Vertical(id="reading"):
+            yield Static("", id="reading-label", markup=False)
+            yield ProgressBar(id="reading-bar", show_eta=False)
+        yield PromptInput(id="prompt", placeholder="Say something…",
+                          newline_key=self._settings().newline_key)
         yield Footer()
 
+    def _settings(self) -> Any:
+        return self.app.settings  # type: ignore[attr-defined]
+
     async def on_mount(self) -> None:
+        self.query_one("#reading").display = False
+        self._fit_panel(self.size.width)
         await self.reload()
 
     async def reload(self) -> None:
@@ -87,7 +116,7 @@ class ChatScreen(Screen[None]):
         who = ", ".join(s.members)
         self.app.sub_title = f"{who} · you: {s.user} · {s.setup.name or 'default'}"
         prompt = self.query_one(PromptInput)
-        prompt.placeholder = f"Message {who}… (Enter sends; empty Enter lets them go on)"
+        prompt.placeholder = f"Message {who}… (Enter sends; ctrl+j new line; ↑ selects a message)"
         prompt.cursor_blink = getattr(self.app, "cursor_blink", True)
         log = self.query_one("#log", VerticalScroll)
         await log.remove_children()
@@ -95,15 +124,35 @@ class ChatScreen(Screen[None]):
         log.scroll_end(animate=False)
         self._update_roster()
         self.query_one(BudgetPanel).show(None, None)
+        self.query_one(MemoryPanel).show_session(s)
         for w in s.warnings[-3:]:
             self.notify(w, title="Warning", severity="warning", timeout=8)
         prompt.focus()
         self.refresh_preview()
 
+    def apply_settings(self) -> None:
+        """New settings that need no reopening (reply length, sampler, keys, newline key)."""
+        prompt = self.query_one(PromptInput)
+        prompt.newline_keys = {"ctrl+j", self._settings().newline_key}
+        self.refresh_preview()
+
+    def _meta(self, m: ChatMessage) -> str:
+        parts: list[str] = []
+        when = m.timestamp
+        if when is not None:
+            parts.append(f"{when:%b %d %H:%M}")
+        try:
+            parts.append(f"{self.session.counter.count(m.text):,} tok")
+        except Exception:  # noqa: BLE001 - a count is decoration; never fail a message for it
+            pass
+        if m.extra.get(STOPPED_KEY):
+            parts.append("stopped")
+        return " · ".join(parts)
+
     def _view_for(self, m: ChatMessage) -> MessageView:
         swipe = (m.swipe_id or 0, len(m.swipes)) if m.swipes else None
         view = MessageView(m.id, m.name or m.role, self.session.display_text(m), role=m.role,
-                           swipe=swipe)
+                           swipe=swipe, meta=self._meta(m), **_reasoning(m))
         if m.hidden:
             view.add_class("hidden-msg")
         return view
@@ -132,6 +181,20 @@ class ChatScreen(Screen[None]):
 
     def _status(self, text: str) -> None:
         self.query_one("#status", Static).update(text)
+
+    def on_screen_resume(self) -> None:
+        """Back from a dialog or the palette: typing goes to the message box again."""
+        self.query_one(PromptInput).focus()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit_panel(event.size.width)
+        if not isinstance(self.focused, MessageView):  # not reading an older message
+            self.call_after_refresh(self.query_one("#log", VerticalScroll).scroll_end,
+                                    animate=False)
+
+    def _fit_panel(self, width: int) -> None:
+        side = self.query_one("#side")
+        side.display = self._panel_choice if self._panel_choice is not None else width >= NARROW
 
     # -- budget preview -------------------------------------------------------------------------
     def refresh_preview(self) -> None:
@@ -165,6 +228,7 @@ class ChatScreen(Screen[None]):
         if text:
             msg = self.session.send(text)
             await self.query_one("#log").mount(self._view_for(msg))
+            self.query_one("#log", VerticalScroll).scroll_end(animate=False)
         speakers = self.session.next_speakers(user_typed=bool(text))
         if not speakers:
             self.notify("Nobody speaks on their own in this group: pick a speaker (ctrl+s).")
@@ -182,10 +246,18 @@ class ChatScreen(Screen[None]):
         self._status("processing the prompt…")
         self.generate(kind, speakers)
 
+    def _hook_progress(self, callback: Any) -> None:
+        """Hand the backend a (processed, total) callback where it takes one."""
+        for target in (self.session, self.session.backend):
+            if target is not None and hasattr(target, "progress_callback"):
+                target.progress_callback = callback
+                return
+
     @work(thread=True, exclusive=True, group="generation", exit_on_error=False)
     def generate(self, kind: str, speakers: list[str | None]) -> None:
         worker = get_current_worker()
         call = self.app.call_from_thread
+        self._hook_progress(lambda done, total: call(self._reading, done, total))
         try:
             for speaker in speakers:
                 if worker.is_cancelled:
@@ -215,10 +287,26 @@ class ChatScreen(Screen[None]):
                     break
         finally:
             self._turn = None
+            self._hook_progress(None)
             call(self._done)
+
+    def _reading(self, done: int, total: int) -> None:
+        """The backend's progress while it reads the prompt."""
+        if not self.generating:
+            return
+        box = self.query_one("#reading")
+        box.display = done < total
+        self.query_one("#reading-label", Static).update(
+            f"Reading the prompt: {done:,} of {total:,} tokens (Esc stops)")
+        self.query_one("#reading-bar", ProgressBar).update(total=total, progress=done)
 
     async def _begin(self, turn: Turn) -> MessageView | None:
         self._status(f"{turn.speaker} is writing…")
+        n = len(turn.fitted.ids) if turn.fitted.ids else turn.fitted.report.tokens
+        self.query_one("#reading-label", Static).update(
+            f"Reading the prompt ({n:,} tokens; what the model read before is reused)…")
+        self.query_one("#reading-bar", ProgressBar).update(total=None)
+        self.query_one("#reading").display = True
         if turn.kind == "impersonate":
             self.query_one(PromptInput).value = ""
             return None
@@ -234,10 +322,10 @@ class ChatScreen(Screen[None]):
         return view
 
     async def _stream(self, view: MessageView | None, text: str) -> None:
+        self.query_one("#reading").display = False
         if view is None:
             prompt = self.query_one(PromptInput)
             prompt.value += text
-            prompt.cursor_position = len(prompt.value)
             return
         await view.append(text)
         log = self.query_one("#log", VerticalScroll)
@@ -245,15 +333,21 @@ class ChatScreen(Screen[None]):
             log.scroll_end(animate=False)
 
     async def _end(self, view: MessageView | None, turn: Turn) -> None:
-        if view is not None:
-            await view.end_stream()
+        self.query_one("#reading").display = False
+        stopped = turn.metrics is not None and turn.metrics.stop_reason == "cancelled"
         if turn.kind == "impersonate":
             self.query_one(PromptInput).value = turn.text
         elif turn.message is not None:
             m = turn.message
+            if stopped or m.extra.get(STOPPED_KEY):
+                if stopped:
+                    m.extra[STOPPED_KEY] = True
+                else:
+                    m.extra.pop(STOPPED_KEY, None)  # continued to its end
+                self.session.save()
             await view.show(self.session.display_text(m), speaker=m.name or turn.speaker,  # type: ignore[union-attr]
                             swipe=(m.swipe_id or 0, len(m.swipes)) if m.swipes else None,
-                            message_id=m.id)
+                            message_id=m.id, meta=self._meta(m), **_reasoning(m))
         elif view is not None and turn.kind == "reply":
             await view.remove()
             self.notify(f"{turn.speaker} gave an empty reply.", severity="warning")
@@ -261,22 +355,31 @@ class ChatScreen(Screen[None]):
             m = self.session.chat.messages[-1]
             await view.show(self.session.display_text(m),
                             swipe=(m.swipe_id or 0, len(m.swipes)) if m.swipes else None)
+        if stopped:
+            self.notify("Stopped: what came so far is kept (marked “stopped”).", timeout=4)
         self.query_one(BudgetPanel).show(turn.fitted.report, turn.metrics)
         self._mark_context(turn.fitted.report)
+        self.query_one(MemoryPanel).show_session(self.session)
 
     def _done(self) -> None:
         self.generating = False
         self.remove_class("generating")
+        self.query_one("#reading").display = False
         m = self.session.last_metrics
         if m is not None and m.tokens_per_second is not None:
             self._status(f"{m.generated_tokens} tokens at {m.tokens_per_second:.1f} tok/s")
         else:
             self._status("")
-        self.query_one(PromptInput).focus()
+        if not isinstance(self.focused, MessageView):
+            self.query_one(PromptInput).focus()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group == "generation" and event.state == WorkerState.ERROR:
-            self.notify(f"{event.worker.error}", title="Generation failed", severity="error", timeout=10)
+        if event.state != WorkerState.ERROR or event.worker.error is None:
+            return
+        what = {"generation": "Generation", "preview": "Budget preview"}.get(event.worker.group,
+                                                                             "A background job")
+        self.app.log_worker_error(event.worker.error, what)  # type: ignore[attr-defined]
+        if event.worker.group == "generation":
             self._done()
 
     # -- actions -----------------------------------------------------------------------------------
@@ -333,7 +436,7 @@ class ChatScreen(Screen[None]):
 
     def action_new_chat(self) -> None:
         greetings = self.session.greetings
-        if len(greetings) <= 1:
+        if len(greetings) <= 1 or self.session.is_group:
             self.app.new_chat(0)  # type: ignore[attr-defined]
             return
         options = [(str(i), _first_line(g), None) for i, g in enumerate(greetings)]
@@ -357,7 +460,56 @@ class ChatScreen(Screen[None]):
 
     def action_toggle_panel(self) -> None:
         side = self.query_one("#side")
-        side.display = not side.display
+        self._panel_choice = not side.display
+        side.display = self._panel_choice
+
+    def action_edit_card(self) -> None:
+        from .editors import CardEditorScreen
+
+        if self.generating:
+            self.notify("Wait for the reply to finish (Esc stops it).", severity="warning")
+            return
+        members = self.session.members
+
+        def edit(name: str | None) -> None:
+            if name is None:
+                return
+            index = members.index(name)
+
+            def saved(done: bool | None) -> None:
+                if done:
+                    self.app.call_later(self.reload)
+
+            self.app.push_screen(CardEditorScreen(self.session, index), saved)
+
+        if len(members) == 1:
+            edit(members[0])
+        else:
+            self.app.push_screen(PickScreen("Edit whose card?", [(m, m, None) for m in members]),
+                                 edit)
+
+    def action_author_note(self) -> None:
+        from .editors import AuthorNoteScreen
+
+        def saved(done: bool | None) -> None:
+            if done:
+                self.refresh_preview()
+
+        self.app.push_screen(AuthorNoteScreen(self.session), saved)
+
+    def action_edit_memory(self) -> None:
+        panel = self.query_one(MemoryPanel)
+        if not panel.editable:
+            self.notify("No memory to edit yet: it is written when old messages leave the context.")
+            return
+
+        def edited(text: str | None) -> None:
+            if text is not None and panel.save(self.session, text):
+                self.notify("Memory saved.")
+                self.refresh_preview()
+
+        self.app.push_screen(EditScreen("Edit the memory (summary of evicted messages)",
+                                        panel.text), edited)
 
     # -- message actions ------------------------------------------------------------------------------
     @on(PromptInput.Swipe)
@@ -371,19 +523,28 @@ class ChatScreen(Screen[None]):
         views = self._views()
         if views:
             views[-1].focus()
+            views[-1].scroll_visible(animate=False)
 
     async def swipe(self, message_id: str, step: int, *, may_generate: bool = False) -> None:
         if self.generating:
             return
+        if self.session.chat.find(message_id) is None:
+            self._vanished()
+            return
         if self.session.swipe(message_id, step):
             m = self.session.chat.find(message_id)
             view = self._view_of(message_id)
-            if view is not None:
+            if view is not None and m is not None:
                 await view.show(self.session.display_text(m),
-                                swipe=(m.swipe_id or 0, len(m.swipes or [m.text])))
+                                swipe=(m.swipe_id or 0, len(m.swipes or [m.text])),
+                                meta=self._meta(m))
             self.refresh_preview()
         elif step > 0 and may_generate:
             self.start("swipe", [None])
+
+    def _vanished(self) -> None:
+        self.notify("That message is no longer in the chat; nothing was changed.",
+                    severity="warning")
 
     @on(MessageView.Action)
     async def message_action(self, event: MessageView.Action) -> None:
@@ -394,29 +555,57 @@ class ChatScreen(Screen[None]):
             self.notify("Wait for the reply to finish (Esc stops it).", severity="warning")
             return
         mid = event.message_id
+        m = self.session.chat.find(mid)
+        if m is None:
+            self._vanished()
+            return
         if event.action == "swipe":
             last = self._last_reply()
             await self.swipe(mid, event.step, may_generate=last is not None and last.id == mid)
         elif event.action == "delete":
-            self.session.delete(mid)
-            view = self._view_of(mid)
-            if view is not None:
-                await view.remove()
-            self.query_one(PromptInput).focus()
-            self.refresh_preview()
+            self.ask_delete(mid)
+        elif event.action == "branch":
+            self.app.branch_from(mid)  # type: ignore[attr-defined]
         elif event.action == "edit":
-            m = self.session.chat.find(mid)
+            self.app.push_screen(EditScreen(f"Edit {m.name or m.role}'s message", m.text),
+                                 lambda text: self._edited(mid, text))
 
-            async def edited(text: str | None) -> None:
-                if text is None or text == m.text:
-                    return
-                self.session.edit(mid, text)
-                view = self._view_of(mid)
-                if view is not None:
-                    await view.show(self.session.display_text(m), swipe=view.swipe)
-                self.refresh_preview()
+    def ask_delete(self, message_id: str) -> None:
+        m = self.session.chat.find(message_id)
+        if m is None:
+            self._vanished()
+            return
 
-            self.app.push_screen(EditScreen(f"Edit {m.name or m.role}'s message", m.text), edited)
+        async def answered(yes: bool | None) -> None:
+            if yes:
+                await self.delete(message_id)
+
+        self.app.push_screen(ConfirmScreen(f"Delete {m.name or m.role}'s message?",
+                                           _first_line(m.text)), answered)
+
+    async def delete(self, message_id: str) -> None:
+        if self.session.chat.find(message_id) is None:
+            self._vanished()
+            return
+        self.session.delete(message_id)
+        view = self._view_of(message_id)
+        if view is not None:
+            await view.remove()
+        self.query_one(PromptInput).focus()
+        self.refresh_preview()
+
+    async def _edited(self, message_id: str, text: str | None) -> None:
+        m = self.session.chat.find(message_id)
+        if m is None:
+            self._vanished()
+            return
+        if text is None or text == m.text:
+            return
+        self.session.edit(message_id, text)
+        view = self._view_of(message_id)
+        if view is not None:
+            await view.show(self.session.display_text(m), swipe=view.swipe, meta=self._meta(m))
+        self.refresh_preview()
 
     @on(RosterList.ToggleMute)
     def toggle_mute(self, event: RosterList.ToggleMute) -> None:
@@ -429,6 +618,17 @@ class ChatScreen(Screen[None]):
         self._update_roster()
         self.refresh_preview()
         self.notify(f"{member} {'can speak again' if muted else 'is muted'}.")
+
+
+def _reasoning(m: ChatMessage) -> dict[str, Any]:
+    """The reply's stored reasoning (kept apart from its text) for the collapsed block."""
+    text = m.extra.get("reasoning")
+    seconds = m.extra.get("reasoning_duration")
+    if not isinstance(text, str) or not text.strip():
+        return {}
+    ok = isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
+    # SillyTavern's `reasoning_duration` is in milliseconds
+    return {"reasoning": text.strip(), "reasoning_seconds": seconds / 1000 if ok else None}
 
 
 def _first_line(text: str, width: int = 70) -> str:

@@ -1,8 +1,10 @@
-"""The chat screen's widgets: messages, the prompt box, the budget panel and the group roster."""
+"""The chat screen's widgets: messages, the message box, the budget panel, the group roster and
+the memory."""
 
 from .budget import SECTION_COLORS, BudgetBar, BudgetPanel, bar_cells
-from .message import MessageView, PromptInput
+from .memory import MemoryPanel
+from .message import MessageView, PromptInput, rp_text
 from .roster import RosterList
 
-__all__ = ["SECTION_COLORS", "BudgetBar", "BudgetPanel", "bar_cells", "MessageView", "PromptInput",
-           "RosterList"]
+__all__ = ["SECTION_COLORS", "BudgetBar", "BudgetPanel", "bar_cells", "MemoryPanel", "MessageView",
+           "PromptInput", "RosterList", "rp_text"]

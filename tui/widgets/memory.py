@@ -1,0 +1,70 @@
+"""The chat's memory in the side panel: the summary of messages that left the context, as the
+library stores it. Empty until the first summary is written; editable from the palette."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+
+__all__ = ["MemoryPanel", "current_memory"]
+
+EMPTY = "No memory yet: when old messages leave the context, a summary of them shows here."
+
+
+def current_memory(session: Any) -> tuple[str, str | None]:
+    """(summary text, id of the message holding it) of the newest stored summary; ("", None)."""
+    text = getattr(session, "memory", None)
+    if isinstance(text, str):
+        return text, None
+    try:
+        from rp_context.memory import stored_memories
+    except ImportError:
+        return "", None
+    memories = stored_memories(session.chat.messages)
+    return (memories[-1].text, memories[-1].message_id) if memories else ("", None)
+
+
+class MemoryPanel(Vertical):
+    """Title and the summary (shortened); `save` writes an edited summary back."""
+
+    DEFAULT_CSS = """
+    MemoryPanel { height: auto; margin-top: 1; }
+    MemoryPanel .title { text-style: bold; }
+    MemoryPanel #memory-text { height: auto; max-height: 8; color: $text-muted; }
+    """
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.text = ""
+        self.holder: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("Memory", classes="title")
+        yield Static(EMPTY, id="memory-text", markup=False)
+
+    @property
+    def editable(self) -> bool:
+        return bool(self.text)
+
+    def show_session(self, session: Any) -> None:
+        self.text, self.holder = current_memory(session)
+        shown = self.text if len(self.text) <= 400 else self.text[:399] + "…"
+        self.query_one("#memory-text", Static).update(shown or EMPTY)
+
+    def save(self, session: Any, text: str) -> bool:
+        """Store an edited summary where it was read from; False when there is nowhere."""
+        setter = getattr(session, "set_memory", None)
+        if callable(setter):
+            setter(text)
+        elif self.holder is not None and (m := session.chat.find(self.holder)) is not None:
+            from rp_context.memory import MEMORY_KEY
+
+            m.extra[MEMORY_KEY] = text
+            session.save()
+        else:
+            return False
+        self.show_session(session)
+        return True
