@@ -479,7 +479,7 @@ class ChatSession:
             generated = []
         text = turn.fitted.text + turn.raw + closing
         prompt: Any = text
-        if turn.fitted.ids and generated:
+        if turn.fitted.ids and generated and getattr(self.counter, "exact", False):
             ids = [*turn.fitted.ids, *generated, *self.counter.tokenize(closing, special=True)]
             prompt = PromptInput(ids=tuple(ids), text=text)
         turn.raw += closing

@@ -182,11 +182,9 @@ def test_budget_closes_the_block_and_the_reply_follows(session_for) -> None:
     s.send("Quick!")
     turn = s.reply()
     assert "".join(turn) == "Done now."
-    second = s.backend.prompts[1]
-    assert isinstance(second, PromptInput)
-    assert second.text.endswith("<|im_start|>assistant\n<think>a b c\n</think>\n\n")
-    first_ids = s.last_fitted.ids
-    assert list(second.ids[: len(first_ids)]) == list(first_ids)  # the cached prompt, extended
+    second = prompt_text(s.backend.prompts[1])  # text: this counter is only an estimate
+    assert second.startswith(s.last_fitted.text)  # the same prompt, extended
+    assert second.endswith("<|im_start|>assistant\n<think>a b c\n</think>\n\n")
     assert turn.message.reasoning == "a b c" and turn.message.text == "Done now."
     assert turn.metrics.generated_tokens == 4 + 2  # both streams' tokens
 
