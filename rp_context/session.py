@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from . import chatcontext
 from .assemble import AssemblySettings
 from .backends.stops import StopScanner
 from .budget import FittedPrompt
 from .chat import Chat, ChatMessage, save_chat, st_timestamp
+from .chatcontext import user_name
 from .errors import RPContextError
 from .flatten import Mode
 from .pipeline import Cast, Setup, build_prompt
@@ -217,9 +219,7 @@ class ChatSession:
     # -- who is who ------------------------------------------------------------------------
     @property
     def user(self) -> str:
-        if self.cast.persona is not None and self.cast.persona.name:
-            return self.cast.persona.name
-        return self.chat.header.user_name if self.chat.header else "User"
+        return user_name(self.cast.persona, self.chat)
 
     @property
     def members(self) -> list[str]:
@@ -241,8 +241,7 @@ class ChatSession:
 
     @property
     def chat_id(self) -> str:
-        h = self.chat.header
-        return f"{h.character_name}|{h.create_date}" if h else "chat"
+        return chatcontext.chat_id(self.chat)
 
     # -- prompts ---------------------------------------------------------------------------
     def prompt(self, *, speaker: str | None = None, mode: Mode = "normal",
@@ -379,13 +378,11 @@ class ChatSession:
             self.chat.header.chat_metadata[MUTED_KEY] = self.muted
 
     def display_text(self, message: ChatMessage) -> str:
-        """A message's text as a reader sees it: `{{char}}` and `{{user}}` filled in."""
-        from .macros import MacroContext, expand_macros
-
-        if "{{" not in message.text:
-            return message.text
-        char = message.name if message.role == "assistant" and message.name else self.members[0]
-        return expand_macros(message.text, MacroContext(user=self.user, char=char, seed=self.chat_id))
+        """A message's text as the model gets it: macros expanded in the prompt's context, with the
+        same frozen `{{random}}`, `{{roll}}`, `{{pick}}` and time values."""
+        cast = self.cast
+        who = chatcontext.identify(self.chat, cast.cards, roster=cast.roster, persona=cast.persona)
+        return chatcontext.message_text(message, who)
 
     def _find(self, message_id: str) -> ChatMessage:
         for m in self.chat.messages:
@@ -571,7 +568,7 @@ class ChatSession:
         if not fresh:
             chat, warnings = read_chat(path)  # type: ignore[arg-type]
         else:
-            user = cast.persona.name if cast.persona is not None else "User"
+            user = user_name(cast.persona)
             chat = new_chat(cast, user=user, greeting=greeting)
         model_path = resolve_model(model) if counter is None or (backend is None and server is None) else None
         if counter is None:
