@@ -91,6 +91,9 @@ class AssembledPrompt:
     warnings: list[str] = field(default_factory=list)
     frozen_changed: bool = False
     """True when new frozen macro values were written into the chat: save it to keep them."""
+    memories: list[Any] = field(default_factory=list)
+    """Summaries stored in the chat (`memory.StoredMemory`, oldest first); the budget shows one
+    in the `memory` segment when something is evicted."""
 
     def flatten(self) -> FlatPrompt:
         """Render the segments once through the template."""
@@ -382,6 +385,16 @@ def assemble(
                                 pinned=True, source=f"preset:context/{context.name}",
                                 block="story" if as_system else None))
 
+    # --- memory of evicted turns (the budget keeps it only when something is evicted) ----------
+    from .memory import memory_text, stored_memories
+
+    memories = stored_memories(visible)
+    if memories:
+        segments.append(Segment(id="memory", kind=SegmentKind.MEMORY, role="system",
+                                text=memory_text(memories[-1].text, "[Summary: {{summary}}]"),
+                                source=f"chat:{memories[-1].message_id}:memory",
+                                message_id=None))
+
     # --- history with depth injections ----------------------------------------------------------
     history: list[Segment] = []
     for m in visible:
@@ -430,6 +443,7 @@ def assemble(
         lore=lore,
         warnings=warnings,
         frozen_changed=frozen_before != frozen_after,
+        memories=memories,
     )
 
 

@@ -20,9 +20,10 @@ from pydantic import BaseModel, Field
 from .assemble import AssembledPrompt
 from .errors import BudgetError
 from .flatten import FlatPrompt
+from .memory import StoredMemory, choose_memory, memory_text
 from .policy import BudgetPolicy
 from .segments import SECTION_OF, Section, Segment, SegmentKind, Tier
-from .tokens import TokenCounter, common_prefix
+from .tokens import TextPart, TokenCounter, common_prefix
 
 __all__ = ["BudgetPolicy", "BudgetReport", "FittedPrompt", "fit_prompt"]
 
@@ -58,6 +59,30 @@ class BudgetReport(BaseModel):
     """Tokens shared with the previous prompt's start (what llama.cpp can reuse); None: no previous."""
     segments: list[dict[str, Any]] = Field(default_factory=list)
     """Every segment in prompt order: id, kind, role, name, tokens, status."""
+    estimated_tokens: int = 0
+    """What the budget's own arithmetic (template cost rules, cached per-text counts) says the
+    prompt costs; within about 1% of `tokens`."""
+    window_fill: float = 0.0
+    """Prompt tokens / budget: how full the window is (SillyTavern keeps ~0.92)."""
+    history_share: float = 0.0
+    """Share of the prompt that is chat history (messages, injections, memory)."""
+    turns_evicted: int = 0
+    """Messages evicted from the front of the history."""
+    turns_covered: int = 0
+    """Evicted messages the memory shown covers (SillyTavern Summarize's place)."""
+    eviction: Literal["chunk", "shift", "message"] | None = None
+    """How evicted turns went: a chunk down to the low-water mark, one by one with the backend
+    asked to shift its KV cache, or one by one (SillyTavern); None when nothing was evicted."""
+    low_water: int | None = None
+    """Chunked eviction's low-water mark in tokens (after clamping)."""
+    low_water_clamped: bool = False
+    """True when the policy's low-water mark was at or below the pinned top and was raised."""
+    front: str | None = None
+    """Id of the oldest chat message kept."""
+    front_index: int | None = None
+    """Its index among the chat's visible messages (0: nothing evicted; None: no messages)."""
+    memory: dict[str, Any] | None = None
+    """The memory shown: {text, message_id (where it is stored), covers (messages)}; None: none."""
 
 
 @dataclass
@@ -95,7 +120,9 @@ class _Turn:
     content: int = 0
     """Tokens of the segments' own text."""
     labels: int = 0
-    """Tokens of the `Name: ` labels the messages carry."""
+    """Tokens of the `Name: ` labels the renderer writes on the messages' own turns."""
+    names: int = 0
+    """Tokens of `Name: ` for every named message (a batch or a markers-only band writes them all)."""
     markers: int = 0
     """Tokens of the turn's template markers (its role's sequences)."""
     pinned: bool = False
@@ -107,14 +134,16 @@ class _Turn:
     def tokens(self, tier: Tier) -> int:
         n = len(self.segs)
         if tier is _FULL:
-            return self.content + self.labels + self.markers + (n - 1 if self.batched else 0)
+            return self.full
         if tier is _MARKERS:
-            return self.content + self.labels + n
+            return self.content + self.names + n
         return self.content + n
 
     @property
     def full(self) -> int:
-        return self.content + self.labels + self.markers + (len(self.segs) - 1 if self.batched else 0)
+        if self.batched:
+            return self.content + self.names + self.markers + len(self.segs) - 1
+        return self.content + self.labels + self.markers
 
 
 @dataclass
@@ -124,6 +153,15 @@ class _Counts:
     counter: TokenCounter
     plain: dict[str, int] = field(default_factory=dict)
     special: dict[str, int] = field(default_factory=dict)
+    parts: dict[str, int] = field(default_factory=dict)
+
+    def count_parts(self, parts: list[TextPart]) -> int:
+        """Tokens of rendered parts as the prompt tokenizes them (cached by their text)."""
+        key = "\x00".join(f"{int(p.special)}{p.text}" for p in parts)
+        n = self.parts.get(key)
+        if n is None:
+            n = self.parts[key] = len(self.counter.tokenize_parts(parts))
+        return n
 
     def count(self, text: str, special: bool = False) -> int:
         cache = self.special if special else self.plain
@@ -168,12 +206,12 @@ def fit_prompt(
     cost = _Costs(assembled, counts)
 
     head, history, tail = _split(assembled.segments)
+    head = [s for s in head if s.kind is not SegmentKind.MEMORY]
     examples = [s for s in head if s.kind == SegmentKind.EXAMPLE_DIALOGUE and not s.pinned]
     example_ids = {id(s) for s in examples}
-    fixed_tokens = sum(cost.text(s) for s in head if id(s) not in example_ids)
-    fixed_tokens += sum(cost.text(s) for s in tail) + cost.header
-    fixed_tokens += cost.markers["system"] if any(s.role == "system" for s in head) else 0
-    example_tokens = sum(cost.text(s) for s in examples)
+    fixed_tokens = cost.units([s for s in head if id(s) not in example_ids]) + cost.units(tail)
+    fixed_tokens += cost.header + cost.bos
+    example_tokens = cost.units(examples)
     if fixed_tokens > budget:
         raise BudgetError(_overflow_message(budget, fixed_tokens), _section_breakdown(head + tail, cost))
 
@@ -184,11 +222,17 @@ def fit_prompt(
         return sum(t.full for t in turns)
 
     base = fixed_tokens + (example_tokens if policy.examples != "never" else 0)
+    cost.prepare(history)
+    full_tokens = _plain_total(history, cost)
+    whole = _fits_whole(assembled, head, history, tail, counter, budget, base + full_tokens, add_bos)
+    if whole is not None:
+        final, flat, ids = whole
+        return _finish(final, flat, ids, _Plan(), assembled, counter, counts, n_ctx, reserve,
+                       budget, base + full_tokens, previous_ids)
+
     reductions: list[str] = []
     batched: list[str] = []
     consolidated: list[str] = []
-    cost.prepare(history)
-    full_tokens = _plain_total(history, cost)
     content_tokens = sum(cost.texts)
     turns: list[_Turn] | None = None
     # Batching alone is tried only when it could make the history fit (its text alone fits);
@@ -217,14 +261,6 @@ def fit_prompt(
     if turns is None:
         turns = _group(history, cost, batching=False, consolidation=False)
 
-    # Chunk grid from the oldest turn: fixed as the chat grows, so eviction points are stable.
-    # A chunk is (1 - low_water) of the budget: evicting one takes the prompt from the high-water
-    # mark (the budget) down to about the low-water mark, and it takes that many new tokens
-    # before the next eviction. Between evictions the prompt only grows at its end.
-    chunked = policy.eviction == "chunked"
-    chunk_tokens = max(1, int(budget * (1.0 - policy.low_water)))
-    chunks = _chunks(turns, chunk_tokens) if chunked else [[t] for t in turns]
-    window = max(1, round(1.0 / max(1e-6, 1.0 - policy.low_water))) if chunked else 0
     stripping = policy.stripping and not fits(base + full_tokens)
     drop_examples = policy.examples == "never" or (
         policy.examples == "threshold" and not fits(base + full_tokens)
@@ -232,6 +268,20 @@ def fit_prompt(
     fixed_now = fixed_tokens if (drop_examples or policy.examples == "gradual") else fixed_tokens + example_tokens
     if fixed_now > budget:  # examples "keep" that cannot fit: the examples go, the rest stays
         fixed_now, drop_examples = fixed_tokens, True
+
+    # Chunk grid from the oldest turn: fixed as the chat grows, so eviction points are stable.
+    # A chunk is the budget above the low-water mark: evicting one takes the prompt from the
+    # high-water mark (the budget) down to about the low-water mark, and it takes that many new
+    # tokens before the next eviction. A low-water mark at or below the pinned top would evict
+    # the whole history: it is clamped to the same share of the room the top leaves.
+    chunked = policy.eviction == "chunked"
+    low_water = int(budget * policy.low_water)
+    clamped = chunked and fixed_now >= low_water
+    if clamped:
+        low_water = fixed_now + int((budget - fixed_now) * policy.low_water)
+    chunk_tokens = max(1, budget - low_water)
+    chunks = _chunks(turns, chunk_tokens) if chunked else [[t] for t in turns]
+    window = max(1, round(1.0 / max(1e-6, 1.0 - policy.low_water))) if chunked else 0
 
     def tiers_for(kept: list[list[_Turn]]) -> dict[int, Tier]:
         return _tiers(kept, policy.strip_bands, window) if stripping else {}
@@ -241,25 +291,15 @@ def fit_prompt(
             return sum(t.full for ch in kept for t in ch)
         return sum(t.tokens(tiers.get(id(t), _FULL)) for ch in kept for t in ch)
 
-    # Evict the fewest whole chunks (oldest first) that make the history fit. Stripping only
-    # lowers a chunk's cost, so without it the sums are enough; with it, re-tier per candidate.
-    available = budget - fixed_now
-    sizes = [sum(t.full for t in ch) for ch in chunks]
-    floors = [sum(t.content + len(t.segs) for t in ch) for ch in chunks]
-    start = 0
-    rest_full, rest_floor = sum(sizes), sum(floors)
-    if rest_full > available:
-        while start < len(chunks) and rest_floor > available:
-            rest_full -= sizes[start]
-            rest_floor -= floors[start]
-            start += 1
-        if stripping:
-            while start < len(chunks) and history_tokens(chunks[start:], tiers_for(chunks[start:])) > available:
-                start += 1
-        else:
-            while start < len(chunks) and rest_full > available:
-                rest_full -= sizes[start]
-                start += 1
+    # Evict the fewest whole chunks (oldest first) that make the history fit; with a summary
+    # stored, the memory shown after an eviction takes its room too.
+    memories = assembled.memories if policy.memory else []
+    start = _evict(chunks, budget - fixed_now, stripping, tiers_for, history_tokens)
+    if start and memories:
+        reserve_mem = cost.units([_memory_segment(memories[-1], policy)])
+        start = _evict(chunks, budget - fixed_now - reserve_mem, stripping, tiers_for, history_tokens)
+    chunks, start = _floor(chunks, start, turns, budget - fixed_now)
+    if start:
         reductions.append("eviction")
     kept_chunks = chunks[start:]
     evicted = [t for ch in chunks[:start] for t in ch if not t.pinned]
@@ -270,14 +310,17 @@ def fit_prompt(
         kept_chunks = [stranded, *kept_chunks]
     tiers = tiers_for(kept_chunks)
     history_now = history_tokens(kept_chunks, tiers)
+    memory = _choose_memory(assembled, memories, evicted, policy)
+    memory_segs = [_memory_segment(memory, policy)] if memory is not None else []
+    memory_tokens = cost.units(memory_segs)
 
     # Examples: gradual push-out fills what history left over, dropping from the last block.
     kept_examples = [] if drop_examples else list(examples)
     if not drop_examples and policy.examples == "gradual":
-        room = budget - fixed_tokens - history_now
+        room = budget - fixed_tokens - history_now - memory_tokens
         kept_examples = []
         for block in _example_blocks(examples):
-            block_cost = sum(cost.text(s) for s in block)
+            block_cost = cost.units(block)
             if block_cost > room:
                 break
             kept_examples.extend(block)
@@ -290,7 +333,7 @@ def fit_prompt(
 
     # Build, then check the exact count; evict one more chunk while it is over (estimates drift).
     while True:
-        final = _compose(head, tail, kept_examples, kept_chunks, tiers)
+        final = _compose([*head, *memory_segs], tail, kept_examples, kept_chunks, tiers)
         flat = _flatten(assembled, final)
         ids = _token_ids(flat, counter, assembled, add_bos)
         if len(ids) <= budget:
@@ -303,6 +346,9 @@ def fit_prompt(
             tiers = tiers_for(kept_chunks)
             if "eviction" not in reductions:
                 reductions.append("eviction")
+            if not memory_segs:
+                memory = _choose_memory(assembled, memories, evicted, policy)
+                memory_segs = [_memory_segment(memory, policy)] if memory is not None else []
             continue
         if kept_examples:
             kept_examples = []
@@ -315,27 +361,146 @@ def fit_prompt(
     if tiers:
         reductions.append("stripping")
     canonical = ["batching", "consolidation", "stripping", "examples", "eviction"]
-    reductions = [r for r in canonical if r in reductions]
-    report = _report(
-        final_segments=final,
-        flat=flat,
-        ids=ids,
-        counter=counter,
-        counts=counts,
-        n_ctx=n_ctx,
-        reserve=reserve,
-        budget=budget,
-        reductions=reductions,
-        batched=batched,
-        consolidated=consolidated,
-        evicted=evicted,
-        examples_dropped=examples_dropped,
-        assembled=assembled,
-        previous_ids=previous_ids,
+    estimate = (fixed_tokens + cost.units(kept_examples) + cost.units(memory_segs)
+                + history_tokens(kept_chunks, tiers))
+    plan = _Plan(
+        reductions=[r for r in canonical if r in reductions], batched=batched,
+        consolidated=consolidated, evicted=evicted, examples_dropped=examples_dropped,
+        eviction=("chunk" if chunked else "shift" if policy.eviction == "shift" else "message")
+        if evicted else None,
+        low_water=low_water if chunked else None, low_water_clamped=clamped, memory=memory,
     )
+    return _finish(final, flat, ids, plan, assembled, counter, counts, n_ctx, reserve, budget,
+                   estimate, previous_ids)
+
+
+@dataclass
+class _Plan:
+    """What the reduction stages decided, for the report."""
+
+    reductions: list[str] = field(default_factory=list)
+    batched: list[str] = field(default_factory=list)
+    consolidated: list[str] = field(default_factory=list)
+    evicted: list[_Turn] = field(default_factory=list)
+    examples_dropped: list[str] = field(default_factory=list)
+    eviction: Literal["chunk", "shift", "message"] | None = None
+    low_water: int | None = None
+    low_water_clamped: bool = False
+    memory: StoredMemory | None = None
+
+
+def _finish(final: list[Segment], flat: FlatPrompt, ids: list[int], plan: _Plan,
+            assembled: AssembledPrompt, counter: TokenCounter, counts: _Counts, n_ctx: int,
+            reserve: int, budget: int, estimate: int,
+            previous_ids: Sequence[int] | None) -> FittedPrompt:
+    report = _report(final_segments=final, flat=flat, ids=ids, counter=counter, counts=counts,
+                     n_ctx=n_ctx, reserve=reserve, budget=budget, plan=plan, assembled=assembled,
+                     previous_ids=previous_ids, estimate=estimate)
     pinned_prefix = _pinned_prefix(flat, final, counts)
     return FittedPrompt(segments=final, flat=flat, ids=ids, report=report,
                         assembled=assembled, pinned_prefix=pinned_prefix)
+
+
+def _fits_whole(assembled: AssembledPrompt, head: list[Segment], history: list[Segment],
+                tail: list[Segment], counter: TokenCounter, budget: int, estimate: int,
+                add_bos: bool | None) -> tuple[list[Segment], FlatPrompt, list[int]] | None:
+    """The prompt unreduced, when its exact count fits: a prompt that fits is never reduced.
+
+    Tokenized only when the estimate is close enough to the budget for that to matter.
+    """
+    if estimate > budget * 1.03 + 8:
+        return None
+    final = [*head, *history, *tail]
+    flat = _flatten(assembled, final)
+    ids = _token_ids(flat, counter, assembled, add_bos)
+    return (final, flat, ids) if len(ids) <= budget else None
+
+
+def _evict(chunks: list[list[_Turn]], available: int, stripping: bool,
+           tiers_for: Any, history_tokens: Any) -> int:
+    """How many whole chunks (oldest first) must go for the rest to fit in `available`.
+
+    Stripping only lowers a chunk's cost, so without it the sums are enough; with it, re-tier
+    per candidate.
+    """
+    sizes = [sum(t.full for t in ch) for ch in chunks]
+    floors = [sum(t.content + len(t.segs) for t in ch) for ch in chunks]
+    start = 0
+    rest_full, rest_floor = sum(sizes), sum(floors)
+    if rest_full <= available:
+        return 0
+    while start < len(chunks) and rest_floor > available:
+        rest_full -= sizes[start]
+        rest_floor -= floors[start]
+        start += 1
+    if stripping:
+        while start < len(chunks) and history_tokens(chunks[start:], tiers_for(chunks[start:])) > available:
+            start += 1
+    else:
+        while start < len(chunks) and rest_full > available:
+            rest_full -= sizes[start]
+            start += 1
+    return start
+
+
+def _floor(chunks: list[list[_Turn]], start: int, turns: list[_Turn], available: int
+           ) -> tuple[list[list[_Turn]], int]:
+    """Never worse than SillyTavern: when whole-chunk eviction would lose the newest user
+    message, or leave no unpinned turn while one fits, keep the newest turns that fit instead
+    (per turn), so the user's message and what fits after the pinned top stay."""
+    kept = {id(t) for ch in chunks[start:] for t in ch}
+    newest_user = next((t for t in reversed(turns)
+                        if any(s.kind is _MESSAGE and s.role == "user" for s in t.segs)), None)
+    lost_user = newest_user is not None and id(newest_user) not in kept
+    empty = not any(not t.pinned for ch in chunks[start:] for t in ch)
+    if not start or not (lost_user or empty):
+        return chunks, start
+    room = available - sum(t.full for t in turns if t.pinned)
+    n = 0
+    for t in reversed(turns):
+        if t.pinned:
+            n += 1
+            continue
+        if t.full > room:
+            break
+        room -= t.full
+        n += 1
+    per_turn = [[t] for t in turns]
+    return per_turn, len(turns) - n
+
+
+def _choose_memory(assembled: AssembledPrompt, memories: list[StoredMemory], evicted: list[_Turn],
+                   policy: BudgetPolicy) -> StoredMemory | None:
+    if not memories or not evicted or not policy.memory:
+        return None
+    return choose_memory(memories, _message_index(assembled, evicted))
+
+
+def _message_index(assembled: AssembledPrompt, evicted: list[_Turn]) -> int:
+    """Index (among the chat's visible messages) of the oldest message kept: the front."""
+    gone = {mid for t in evicted for mid in t.message_ids}
+    i = 0
+    for s in assembled.segments:
+        if s.kind is _MESSAGE:
+            if s.message_id not in gone:
+                return i
+            i += 1
+    return i
+
+
+def _memory_segment(memory: StoredMemory, policy: BudgetPolicy) -> Segment:
+    return Segment.model_construct(
+        id="memory", kind=SegmentKind.MEMORY, role="system", name=None,
+        text=memory_text(memory.text, policy.memory_template), special=False, pinned=False,
+        tier=Tier.FULL, source=f"chat:{memory.message_id}:memory", message_id=None, block=None,
+        depth=None, extra={"covers": memory.message_id})
+
+
+def request_ids(fitted: FittedPrompt, segments: list[Segment], counter: TokenCounter
+                ) -> tuple[list[int], list[str]]:
+    """Token ids and stop strings of another request built on a fitted prompt's segments."""
+    flat = _flatten(fitted.assembled, segments)
+    return _token_ids(flat, counter, fitted.assembled, None), fitted.stop
 
 
 # --------------------------------------------------------------------------------------------
@@ -366,9 +531,9 @@ def _group(history: list[Segment], cost: _Costs, *, batching: bool, consolidatio
     batching: consecutive character replies share a turn; consolidation: narrator (system)
     messages join the character replies next to them.
     """
-    texts, labels = cost.texts, cost.labels
+    texts, labels, names = cost.texts, cost.labels, cost.names
     if batching:
-        history, texts, labels = _hoist_injections(history, texts, labels)
+        history, texts, labels, names = _hoist_injections(history, texts, labels, names)
     turns: list[_Turn] = []
     last: _Turn | None = None
     last_roles: set[str] = set()
@@ -391,13 +556,14 @@ def _group(history: list[Segment], cost: _Costs, *, batching: bool, consolidatio
                 last.batched = True
                 last.content += texts[i]
                 last.labels += labels[i]
+                last.names += names[i]
                 last_roles.add(seg.role or "system")
                 if "assistant" in last_roles and last.role != "assistant":
                     last.role = "assistant"
                     last.markers = cost.markers["assistant"]
                 continue
         role = seg.role or "system"
-        last = _Turn([seg], role, content=texts[i], labels=labels[i],
+        last = _Turn([seg], role, content=texts[i], labels=labels[i], names=names[i],
                      markers=cost.markers.get(role, 0), pinned=seg.pinned)
         turns.append(last)
         last_roles = {role}
@@ -405,8 +571,8 @@ def _group(history: list[Segment], cost: _Costs, *, batching: bool, consolidatio
     return turns
 
 
-def _hoist_injections(history: list[Segment], texts: list[int], labels: list[int]
-                      ) -> tuple[list[Segment], list[int], list[int]]:
+def _hoist_injections(history: list[Segment], texts: list[int], labels: list[int], names: list[int]
+                      ) -> tuple[list[Segment], list[int], list[int], list[int]]:
     """Move an injection that splits a run of character replies to the start of that run.
 
     Depth counts messages, so an injection can land between two replies of one round; batched,
@@ -440,8 +606,9 @@ def _hoist_injections(history: list[Segment], texts: list[int], labels: list[int
         out.append(i)
         i += 1
     if out == order:
-        return history, texts, labels
-    return [history[k] for k in out], [texts[k] for k in out], [labels[k] for k in out]
+        return history, texts, labels, names
+    return ([history[k] for k in out], [texts[k] for k in out], [labels[k] for k in out],
+            [names[k] for k in out])
 
 
 def _plain_total(history: list[Segment], cost: _Costs) -> int:
@@ -589,44 +756,60 @@ def _flatten(assembled: AssembledPrompt, segments: list[Segment]) -> FlatPrompt:
 
 
 class _Costs:
-    """Estimated tokens: content counts cached by text, markers per role, `Name: ` labels."""
+    """Estimated tokens: content counts cached by text; markers, labels and the header from the
+    template's cost rules (`templates.costs`), so the budget charges what the renderer writes."""
 
     def __init__(self, assembled: AssembledPrompt, counts: _Counts) -> None:
+        from .templates.costs import TurnCosts
+
         self.counts = counts
-        t = assembled.template
-        self.markers: dict[str, int] = {}
-        for role, (pre, suf) in {
-            "user": (t.input_sequence, t.input_suffix),
-            "assistant": (t.output_sequence, t.output_suffix),
-            "system": (t.system_sequence, t.system_suffix),
-        }.items():
-            text = pre + ("\n" if t.wrap else "") + suf + ("\n" if t.wrap and not suf else "")
-            self.markers[role] = counts.count(text, True) + (counts.count(t.block_prefix, True) if t.block_prefix else 0)
-        header = t.last_output_sequence or t.output_sequence
-        self.header = counts.count(header + " " + assembled.char + ":", True)
-        self._labels: dict[str, int] = {}
-        self.user = assembled.user
-        self.names = t.names_behavior
+        speaker = assembled.char if assembled.mode != "impersonate" else assembled.user
+        self.rules = TurnCosts(assembled.template, counts.count, counts.count_parts,
+                               group=assembled.group, user=assembled.user, char=speaker)
+        self.markers: dict[str, int] = self.rules.markers
+        self.header = self.rules.header
+        counter = counts.counter
+        self.bos = 1 if getattr(counter, "add_bos", False) and getattr(counter, "bos_id", None) is not None else 0
         self.texts: list[int] = []
         self.labels: list[int] = []
+        self.names: list[int] = []
 
     def prepare(self, history: list[Segment]) -> None:
         """Count every history segment once (cached by text across turns)."""
         self.texts = [self.text(s) for s in history]
-        self.labels = [self.label(s) for s in history]
+        self.names = [self.name(s) for s in history]
+        self.labels = [n if n and self.rules.shows(s.role, s.name) else 0
+                       for s, n in zip(history, self.names, strict=True)]
 
     def text(self, s: Segment) -> int:
         return self.counts.count(s.text, s.special) if s.text else 0
 
-    def label(self, s: Segment) -> int:
-        if not s.name or s.kind != SegmentKind.CHAT_MESSAGE:
+    def name(self, s: Segment) -> int:
+        """Tokens of the message's `Name: ` wherever it is written (batches, markers tier)."""
+        if not s.name or s.kind is not _MESSAGE:
             return 0
-        if s.role == "user" and s.name == self.user and self.names != "always":
-            return 0  # names "force" leaves the user's own messages unlabelled
-        n = self._labels.get(s.name)
-        if n is None:
-            n = self._labels[s.name] = self.counts.count(f"{s.name}: ", False)
-        return n
+        return self.rules.label(s.name)
+
+    def label(self, s: Segment) -> int:
+        """Tokens of the label the renderer writes on this segment's own turn (the one rule)."""
+        if not s.name or s.kind not in (_MESSAGE, SegmentKind.EXAMPLE_DIALOGUE):
+            return 0
+        return self.rules.label(s.name) if self.rules.shows(s.role, s.name) else 0
+
+    def units(self, segs: Sequence[Segment]) -> int:
+        """Tokens of head or tail segments rendered as turns: text, labels, one set of markers
+        per turn (segments sharing a block are one turn; raw text has none)."""
+        total = 0
+        last_block: str | None = None
+        last_role: str | None = None
+        for s in segs:
+            if s.kind is SegmentKind.GENERATION_HEADER:
+                continue
+            total += self.text(s) + self.label(s)
+            if s.role is not None and (s.block is None or s.block != last_block or last_role is None):
+                total += self.markers.get(s.role, 0)
+            last_block, last_role = s.block, s.role
+        return total
 
 
 def _token_ids(flat: FlatPrompt, counter: TokenCounter, assembled: AssembledPrompt,
@@ -668,10 +851,79 @@ def _pinned_prefix(flat: FlatPrompt, segments: list[Segment], counts: _Counts) -
 
 
 def _report(*, final_segments: list[Segment], flat: FlatPrompt, ids: list[int], counter: TokenCounter,
-            counts: _Counts, n_ctx: int, reserve: int, budget: int, reductions: list[str],
-            batched: list[str], consolidated: list[str], evicted: list[_Turn],
-            examples_dropped: list[str], assembled: AssembledPrompt,
-            previous_ids: Sequence[int] | None) -> BudgetReport:
+            counts: _Counts, n_ctx: int, reserve: int, budget: int, plan: _Plan,
+            assembled: AssembledPrompt, previous_ids: Sequence[int] | None,
+            estimate: int) -> BudgetReport:
+    seg_tokens, kinds, sections, content_tokens = _tally(final_segments, flat, counts)
+    total = len(ids)
+    structure = max(0, total - content_tokens)
+    # Per-span counts differ slightly from one pass over the whole text (BPE merges across span
+    # boundaries): book the difference on the largest kind so the parts add up to the exact total.
+    drift = total - sum(seg_tokens.values())
+    if drift and kinds:
+        big_kind = max(kinds, key=lambda k: kinds[k])
+        kinds[big_kind] += drift
+        big_sec = SECTION_OF.get(SegmentKind(big_kind), Section.STRUCTURE).value
+        sections[big_sec] = sections.get(big_sec, 0) + drift
+    sections = {k: v for k, v in sections.items() if v}
+    stripped = {s.message_id: s.tier.value for s in final_segments
+                if s.message_id and s.tier in (Tier.MARKERS, Tier.CONTENT)}
+    dropped = [mid for t in plan.evicted for mid in t.message_ids]
+    seg_rows = _segment_rows(assembled, final_segments, seg_tokens, set(dropped), stripped)
+    lore_rows: list[dict[str, Any]] = []
+    for d in getattr(assembled.lore, "decisions", []) or []:
+        row = d.model_dump(mode="json") if hasattr(d, "model_dump") else dict(getattr(d, "__dict__", {}))
+        lore_rows.append(row)
+    front = next((s.message_id for s in final_segments if s.kind is _MESSAGE and s.message_id
+                  and s.message_id not in set(dropped)), None)
+    index = {s.message_id: i for i, s in enumerate(
+        s for s in assembled.segments if s.kind is _MESSAGE)}
+    front_index = index.get(front) if front is not None else (len(index) if index else None)
+    memory = None
+    covered = 0
+    if plan.memory is not None:
+        covered = sum(1 for mid in dropped if index.get(mid, 1 << 30) <= plan.memory.index)
+        memory = {"text": plan.memory.text, "message_id": plan.memory.message_id,
+                  "covers": plan.memory.index + 1}
+    history = sum(v for k, v in sections.items() if k in ("history", "memory"))
+    # built without re-validating thousands of segment rows we just made
+    return BudgetReport.model_construct(
+        n_ctx=n_ctx,
+        reserve=reserve,
+        budget=budget,
+        tokens=total,
+        tokenizer="exact" if counter.exact else "estimate",
+        tokenizer_name=counter.name,
+        sections=sections,
+        kinds=kinds,
+        structure_tokens=structure,
+        structure_percent=round(100.0 * structure / total, 2) if total else 0.0,
+        reductions=plan.reductions,
+        batched=plan.batched,
+        consolidated=plan.consolidated,
+        stripped=stripped,
+        dropped=dropped,
+        examples_dropped=plan.examples_dropped,
+        lore=lore_rows,
+        reused_prefix=common_prefix(previous_ids, ids) if previous_ids is not None else None,
+        segments=seg_rows,
+        estimated_tokens=estimate,
+        window_fill=round(total / budget, 4) if budget else 0.0,
+        history_share=round(history / total, 4) if total else 0.0,
+        turns_evicted=len(dropped),
+        turns_covered=covered,
+        eviction=plan.eviction,
+        low_water=plan.low_water,
+        low_water_clamped=plan.low_water_clamped,
+        front=front,
+        front_index=front_index,
+        memory=memory,
+    )
+
+
+def _tally(final_segments: list[Segment], flat: FlatPrompt, counts: _Counts
+           ) -> tuple[dict[str, int], dict[str, int], dict[str, int], int]:
+    """Tokens per segment, per kind and per section (span by span), and of content alone."""
     by_id = {s.id: s for s in final_segments}
     seg_tokens: dict[str, int] = {}
     content_tokens = 0
@@ -698,54 +950,20 @@ def _report(*, final_segments: list[Segment], flat: FlatPrompt, ids: list[int], 
         kinds[kind.value] = kinds.get(kind.value, 0) + n
         sec = SECTION_OF.get(kind, Section.STRUCTURE).value
         sections[sec] = sections.get(sec, 0) + n
-    total = len(ids)
-    structure = max(0, total - content_tokens)
-    # Per-span counts differ slightly from one pass over the whole text (BPE merges across span
-    # boundaries): book the difference on the largest kind so the parts add up to the exact total.
-    drift = total - sum(seg_tokens.values())
-    if drift and kinds:
-        big_kind = max(kinds, key=lambda k: kinds[k])
-        kinds[big_kind] += drift
-        big_sec = SECTION_OF.get(SegmentKind(big_kind), Section.STRUCTURE).value
-        sections[big_sec] = sections.get(big_sec, 0) + drift
-    sections = {k: v for k, v in sections.items() if v}
-    stripped = {s.message_id: s.tier.value for s in final_segments
-                if s.message_id and s.tier in (Tier.MARKERS, Tier.CONTENT)}
-    dropped = [mid for t in evicted for mid in t.message_ids]
-    dropped_set = set(dropped)
-    seg_rows: list[dict[str, Any]] = []
+    return seg_tokens, kinds, sections, content_tokens
+
+
+def _segment_rows(assembled: AssembledPrompt, final_segments: list[Segment],
+                  seg_tokens: dict[str, int], dropped: set[str], stripped: dict[str, str]
+                  ) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
     final_ids = {s.id for s in final_segments}
     for s in assembled.segments:
         status = "kept"
         if s.id not in final_ids:
-            status = "evicted" if s.message_id in dropped_set else "dropped"
+            status = "evicted" if s.message_id in dropped else "dropped"
         elif s.message_id in stripped:
             status = f"stripped:{stripped[s.message_id]}"
-        seg_rows.append({"id": s.id, "kind": s.kind.value, "role": s.role, "name": s.name,
-                         "tokens": seg_tokens.get(s.id, 0), "status": status})
-    lore_rows: list[dict[str, Any]] = []
-    for d in getattr(assembled.lore, "decisions", []) or []:
-        row = d.model_dump(mode="json") if hasattr(d, "model_dump") else dict(getattr(d, "__dict__", {}))
-        lore_rows.append(row)
-    # built without re-validating thousands of segment rows we just made
-    return BudgetReport.model_construct(
-        n_ctx=n_ctx,
-        reserve=reserve,
-        budget=budget,
-        tokens=total,
-        tokenizer="exact" if counter.exact else "estimate",
-        tokenizer_name=counter.name,
-        sections=sections,
-        kinds=kinds,
-        structure_tokens=structure,
-        structure_percent=round(100.0 * structure / total, 2) if total else 0.0,
-        reductions=reductions,
-        batched=batched,
-        consolidated=consolidated,
-        stripped=stripped,
-        dropped=dropped,
-        examples_dropped=examples_dropped,
-        lore=lore_rows,
-        reused_prefix=common_prefix(previous_ids, ids) if previous_ids is not None else None,
-        segments=seg_rows,
-    )
+        rows.append({"id": s.id, "kind": s.kind.value, "role": s.role, "name": s.name,
+                     "tokens": seg_tokens.get(s.id, 0), "status": status})
+    return rows

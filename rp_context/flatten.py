@@ -285,8 +285,9 @@ def _impersonate_header(
     seq = t.input_sequence
     if t.macro:
         seq = seq.replace("{{name}}", user).replace("{{user}}", user).replace("{{char}}", char)
-    names = t.names_behavior == "always" or (t.names_behavior == "force" and group)
-    if names:
+    from .templates.costs import header_shows_label
+
+    if header_shows_label(t, group=group):
         return [
             Span(TextPart(seq + sep, True, -1), header.id),
             Span(TextPart(f"{user}:", False, -1), header.id),

@@ -30,6 +30,8 @@ class SegmentKind(StrEnum):
     """Text of the context template itself (labels, separators, hard-coded model tokens)."""
     EXAMPLE_DIALOGUE = "example_dialogue"
     CHAT_START = "chat_start"
+    MEMORY = "memory"
+    """The summary of evicted turns (SillyTavern Summarize's `[Summary: ...]`), before history."""
     CHAT_MESSAGE = "chat_message"
     AUTHOR_NOTE = "author_note"
     DEPTH_INJECTION = "depth_injection"
@@ -50,6 +52,7 @@ class Section(StrEnum):
     LORE = "lore"
     EXAMPLES = "examples"
     HISTORY = "history"
+    MEMORY = "memory"
     TAIL = "tail"
     STRUCTURE = "structure"
 
@@ -66,6 +69,7 @@ SECTION_OF: dict[SegmentKind, Section] = {
     SegmentKind.EXAMPLE_DIALOGUE: Section.EXAMPLES,
     SegmentKind.CHAT_START: Section.SYSTEM,
     SegmentKind.CHAT_MESSAGE: Section.HISTORY,
+    SegmentKind.MEMORY: Section.MEMORY,
     SegmentKind.AUTHOR_NOTE: Section.TAIL,
     SegmentKind.DEPTH_INJECTION: Section.TAIL,
     SegmentKind.POST_HISTORY: Section.TAIL,

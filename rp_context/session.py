@@ -120,6 +120,8 @@ class Turn:
         finally:
             self._stream.close()
             self.session._commit(self)
+        if self.kind == "reply" and self.message is not None and self.session.auto_memory:
+            self.session.update_memory(self.fitted)  # after the reply is shown
 
     def _take(self, delta: Delta) -> Delta:
         """Record a split piece: reasoning as is, text through the held-back stop strings."""
@@ -214,6 +216,11 @@ class ChatSession:
         """What loading the files reported (repairs, unreadable chat lines)."""
         self.last_fitted: FittedPrompt | None = None
         self.last_metrics: Any = None
+        self.auto_memory = True
+        """Write the memory of evicted turns after a reply when it is due (the budget preset's
+        `memory` setting can turn it off for good)."""
+        self.memory_error: str | None = None
+        """Why the last summary could not be written, if it failed (the chat is unchanged)."""
         self._lock = threading.Lock()
 
     # -- who is who ------------------------------------------------------------------------
@@ -254,6 +261,66 @@ class ChatSession:
         return build_prompt(self.cast, chat, self.setup, self.counter, n_ctx=self.n_ctx,
                             reserve=self.reserve, speaker=speaker, mode=mode, settings=self.settings,
                             previous_ids=previous)
+
+    # -- memory of evicted turns ----------------------------------------------------------------
+    @property
+    def memory(self) -> dict[str, Any] | None:
+        """The newest stored summary: {text, message_id (stored on), covers (messages),
+        shown (in the last prompt)}; None when the chat has none."""
+        from .memory import stored_memories
+
+        mems = stored_memories([m for m in self.chat.messages if not m.hidden])
+        if not mems:
+            return None
+        shown = self.last_fitted.report.memory if self.last_fitted is not None else None
+        m = mems[-1]
+        return {"text": m.text, "message_id": m.message_id, "covers": m.index + 1,
+                "shown": bool(shown and shown.get("message_id") == m.message_id)}
+
+    def set_memory(self, text: str) -> None:
+        """Replace the newest summary's text (the user's edit), or store one on the last
+        message; saved at once."""
+        from .memory import store_memory, stored_memories
+
+        mems = stored_memories([m for m in self.chat.messages if not m.hidden])
+        if mems:
+            self._find(mems[-1].message_id).extra["memory"] = text
+        elif self.chat.messages:
+            store_memory(self.chat, text, covers=self.chat.messages[-1].id, front=None)
+        self.save()
+
+    def memory_due(self, fitted: FittedPrompt | None = None) -> bool:
+        """Would a summary be written now (after the reply built from `fitted`)?"""
+        from .memory import memory_due
+
+        fitted = fitted or self.last_fitted
+        if fitted is None:
+            return False
+        n = sum(1 for s in fitted.assembled.segments if s.kind.value == "chat_message")
+        return memory_due(fitted, fitted.assembled.memories, self.setup.budget, n)
+
+    def update_memory(self, fitted: FittedPrompt | None = None, *, force: bool = False) -> str | None:
+        """Write the summary of what the prompt holds (SillyTavern's classic mode: the prompt
+        plus the summary instruction) when due, store it on the newest message, save; returns
+        the new text, or None when nothing was written."""
+        from .errors import RPContextError
+        from .memory import store_memory, summarize
+
+        fitted = fitted or self.last_fitted
+        if (fitted is None or self.backend is None or not self.chat.messages
+                or not self.setup.budget.memory or not (force or self.memory_due(fitted))):
+            return None
+        try:
+            text = summarize(self.backend, fitted, self.counter, self.setup.budget, self.setup.sampler)
+        except (RPContextError, OSError, RuntimeError) as exc:
+            self.memory_error = str(exc)
+            return None
+        if not text:
+            return None
+        self.memory_error = None
+        store_memory(self.chat, text, covers=self.chat.messages[-1].id, front=fitted.report.front)
+        self.save()
+        return text
 
     # -- chat changes (each saved at once) --------------------------------------------------
     def save(self) -> None:
@@ -420,8 +487,11 @@ class ChatSession:
         held: list[str] = []
         if splitter is not None:
             stop, held = split_stops(stop, splitter.shapes)
+        extra: dict[str, Any] = {}
+        if self.setup.budget.eviction == "shift" and _accepts(self.backend.stream, "context_shift"):
+            extra["context_shift"] = True  # the policy evicts one turn at a time: shift the cache
         stream = self.backend.stream(fitted.ids if fitted.ids else fitted.text,
-                                     sampler=sampler, stop=stop)
+                                     sampler=sampler, stop=stop, **extra)
         who = speaker or (self.user if kind == "impersonate" else self.members[0])
         return Turn(self, kind, who, fitted, stream, _splitter=splitter,
                     _text_stops=StopScanner(held) if held else None, _sampler=sampler, _stop=stop)
@@ -522,12 +592,13 @@ class ChatSession:
     def _clean(self, text: str, speaker: str, *, continuing: bool = False) -> str:
         """Cut the reply where another speaker's `Name:` line starts; strip a leading own name."""
         from .group import others, trim_reply
+        from .templates.costs import name_stop
 
         members: Sequence[str] = self.members
         if continuing:
             cut = text
             for name in others(speaker, list(members), self.user):
-                marker = f"\n{name}:"
+                marker = name_stop(name)
                 if marker in cut:
                     cut = cut[: cut.index(marker)]
             return cut.rstrip()
@@ -592,3 +663,13 @@ class ChatSession:
         else:
             session._apply_muted()
         return session
+
+
+def _accepts(fn: Any, name: str) -> bool:
+    """Whether callable `fn` takes keyword `name` (backends differ in what they offer)."""
+    import inspect
+
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False

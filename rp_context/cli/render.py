@@ -77,6 +77,18 @@ def _render(args: argparse.Namespace) -> int:
         "lore": r.lore,
         "segments": r.segments,
         "stop": fitted.stop,
+        "estimated_tokens": r.estimated_tokens,
+        "retention": {
+            "window_fill": r.window_fill,
+            "history_share": r.history_share,
+            "turns_evicted": r.turns_evicted,
+            "turns_covered_by_memory": r.turns_covered,
+            "eviction": r.eviction,
+            "low_water": r.low_water,
+            "low_water_clamped": r.low_water_clamped,
+            "front": r.front,
+        },
+        "memory": r.memory,
     }
     print(json.dumps(out, ensure_ascii=False, indent=2))
     return 0

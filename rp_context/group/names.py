@@ -31,7 +31,9 @@ def others(speaker: str, members: Names, user: str | None) -> list[str]:
 
 def member_stop_strings(speaker: str, members: Names, user: str | None) -> list[str]:
     """`\\nName:` for every other member (muted ones too) and the user."""
-    return [f"\n{name}:" for name in others(speaker, members, user)]
+    from ..templates.stops import name_stops
+
+    return name_stops(others(speaker, members, user))
 
 
 def trim_reply(text: str, speaker: str, members: Names, user: str | None) -> str:

@@ -129,11 +129,9 @@ def _sequences(
 def _include_name(t: InstructTemplate, m: Message, group: bool, user: str) -> bool:
     """SillyTavern's names behaviour: `always` names every speaker; `force` names the others in a
     group chat, but not the user (the user's role already says who speaks)."""
-    if not m.name or m.role == "system":
-        return False
-    if t.names_behavior == "always":
-        return True
-    return t.names_behavior == "force" and group and not (m.role == "user" and m.name == user)
+    from .costs import shows_label
+
+    return shows_label(t, role=m.role, name=m.name, group=group, user=user)
 
 
 def render_instruct(
@@ -157,7 +155,8 @@ def render_instruct(
     turns on names under `names_behavior: force`; `speaker` names the reply's author in the
     generation header; `stop_names` adds `\\n{name}:` stop strings for other speakers.
     """
-    from .stops import instruct_stop_strings
+    from .costs import label_text
+    from .stops import instruct_stop_strings, name_stops
 
     t = template
     msgs = as_messages(messages)
@@ -202,7 +201,7 @@ def render_instruct(
         if merged:
             body.append(TextPart(t.system_merge_separator, True, i))
         if _include_name(t, m, group, user):
-            body.append(TextPart(f"{m.name}: ", False, i))
+            body.append(TextPart(label_text(m.name or ""), False, i))
         body.append(TextPart(content, False, i))
         if suffix:
             body.append(TextPart(suffix, True, i))
@@ -240,7 +239,7 @@ def render_instruct(
     if add_generation_prompt:
         parts.extend(_generation_parts(t, msgs, group=group, user=user, char=char, speaker=speaker))
     stops = instruct_stop_strings(t, user=user, char=speaker or char)
-    stops += [f"\n{n}:" for n in stop_names if n and f"\n{n}:" not in stops]
+    stops += [s for s in name_stops(stop_names) if s not in stops]
     return RenderedPrompt(parts=parts, stop=stops, bos_token=t.bos_token)
 
 
@@ -259,9 +258,9 @@ def _generation_parts(
     seq = t.last_output_sequence or t.output_sequence
     who = speaker or char
     seq = _macro(t, seq, who, user, char)
-    names = speaker is not None and (
-        t.names_behavior == "always" or (t.names_behavior == "force" and group)
-    )
+    from .costs import header_shows_label
+
+    names = speaker is not None and header_shows_label(t, group=group)
     if names:
         filler = ""
         if (

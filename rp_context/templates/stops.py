@@ -38,10 +38,12 @@ def instruct_stop_strings(t: InstructTemplate, *, user: str = "User", char: str 
 
 def name_stops(names: Iterable[str]) -> list[str]:
     """`\\n{name}:` for each speaker whose lines the model must not write."""
+    from .costs import name_stop
+
     out: list[str] = []
     for n in names:
-        if n and f"\n{n}:" not in out:
-            out.append(f"\n{n}:")
+        if n and name_stop(n) not in out:
+            out.append(name_stop(n))
     return out
 
 

@@ -1,0 +1,162 @@
+"""Memory of evicted turns: a summary the model writes, stored in the chat, shown before history.
+
+Stored the way SillyTavern's Summarize extension stores it: the summary text in `extra.memory`
+of the newest message it covers, so chats move both ways. Ours adds `extra.rp_context_memory`
+with `front`, the id of the oldest message the prompt kept when it was written: a summary is
+shown only once the prompt's front has moved past that point, so the memory changes only when
+the history's front changes anyway (no extra cache miss). Rendering reads what is stored and
+never writes; `summarize` (run after a reply) is the one writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .segments import Segment, SegmentKind, Tier
+
+if TYPE_CHECKING:
+    from .budget import FittedPrompt
+    from .chat import Chat, ChatMessage
+    from .policy import BudgetPolicy
+
+__all__ = [
+    "MEMORY_KEY",
+    "META_KEY",
+    "StoredMemory",
+    "stored_memories",
+    "choose_memory",
+    "memory_text",
+    "memory_due",
+    "summary_segments",
+    "summarize",
+    "store_memory",
+]
+
+MEMORY_KEY = "memory"
+"""SillyTavern Summarize's key in a message's `extra`."""
+META_KEY = "rp_context_memory"
+"""Ours: `{"front": <oldest kept message id when written>}`."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMemory:
+    """A summary stored on message `index` (`message_id`), covering every message up to it."""
+
+    index: int
+    message_id: str
+    text: str
+    front: int | None
+    """Index of the oldest message kept when it was written (None: unknown, e.g. SillyTavern)."""
+
+
+def stored_memories(messages: Sequence[ChatMessage]) -> list[StoredMemory]:
+    """Every stored summary, oldest first (messages as the prompt sees them, hidden ones out)."""
+    index = {m.id: i for i, m in enumerate(messages)}
+    out: list[StoredMemory] = []
+    for i, m in enumerate(messages):
+        text = m.extra.get(MEMORY_KEY) if isinstance(m.extra, dict) else None
+        if not isinstance(text, str) or not text.strip():
+            continue
+        meta = m.extra.get(META_KEY)
+        front_id = meta.get("front") if isinstance(meta, dict) else None
+        out.append(StoredMemory(i, m.id, text.strip(), index.get(str(front_id)) if front_id else None))
+    return out
+
+
+def choose_memory(memories: Sequence[StoredMemory], front: int | None) -> StoredMemory | None:
+    """The summary to show when the prompt keeps messages from index `front` on.
+
+    The newest one written before the front last moved: its recorded front is older than the
+    current one (or unknown). Deterministic from the chat; nothing is shown with no front.
+    """
+    if front is None:
+        return None
+    for mem in reversed(memories):
+        if mem.front is None or mem.front < front:
+            return mem
+    return None
+
+
+def memory_text(summary: str, template: str) -> str:
+    """The memory segment's text: the summary in the policy's template."""
+    return template.replace("{{summary}}", summary.strip())
+
+
+def memory_due(fitted: FittedPrompt, memories: Sequence[StoredMemory], policy: BudgetPolicy,
+               n_messages: int) -> bool:
+    """Should a summary be written after this reply?
+
+    When the prompt is near its high-water mark and the newest summary would not cover the next
+    eviction: none yet, or (chunked) the front moved since it was written, or (per-message and
+    shift) fewer than half of the kept messages are still covered by it.
+    """
+    r = fitted.report
+    if not policy.memory or r.front_index is None or n_messages == 0:
+        return False
+    trigger = (1.0 + policy.low_water) / 2 if policy.eviction == "chunked" else 0.9
+    if not r.dropped and r.tokens < trigger * r.budget:
+        return False
+    if not memories:
+        return True
+    newest = memories[-1]
+    if policy.eviction == "chunked":
+        return newest.front is None or newest.front != r.front_index
+    kept = n_messages - r.front_index
+    covered = max(0, newest.index + 1 - r.front_index)
+    return covered * 2 < kept
+
+
+def summary_segments(fitted: FittedPrompt, policy: BudgetPolicy) -> list[Segment]:
+    """SillyTavern's "classic" summary request: the current prompt up to its volatile tail, then
+    the summary instruction as a system turn and the generation header, so the backend reuses
+    its cache for everything before the tail."""
+    words = max(8, policy.memory_length * 3 // 4)
+    instruction = policy.memory_prompt.replace("{{words}}", str(words))
+    keep = [s for s in fitted.segments if s.kind not in (SegmentKind.POST_HISTORY,
+                                                         SegmentKind.GENERATION_HEADER)]
+    header = next(s for s in fitted.assembled.segments if s.kind == SegmentKind.GENERATION_HEADER)
+    ask = Segment.model_construct(
+        id="memory:request", kind=SegmentKind.POST_HISTORY, role="system", name=None,
+        text=instruction, special=False, pinned=True, tier=Tier.FULL, source="preset:budget",
+        message_id=None, block=None, depth=None, extra={})
+    return [*keep, ask, header]
+
+
+def summarize(backend: Any, fitted: FittedPrompt, counter: Any, policy: BudgetPolicy,
+              sampler: Any) -> str:
+    """Ask the model for the summary (blocking; run it after the reply is shown)."""
+    from .budget import request_ids
+
+    ids, stop = request_ids(fitted, summary_segments(fitted, policy), counter)
+    n = min(policy.memory_length, max(16, int(policy.memory_share * fitted.report.budget)))
+    settings = sampler.model_copy(update={"max_tokens": n}) if sampler is not None else None
+    stream = backend.stream(ids, sampler=settings, stop=stop)
+    text = ""
+    try:
+        for piece in stream:
+            text += piece
+    finally:
+        stream.close()
+    return _clean(text)
+
+
+def _clean(text: str) -> str:
+    text = text.strip()
+    for lead in ("[Summary:", "Summary:"):
+        if text.startswith(lead):
+            text = text[len(lead):].strip()
+    return text.removesuffix("]").strip() if text.endswith("]") and "[" not in text else text
+
+
+def store_memory(chat: Chat, summary: str, *, covers: str, front: str | None) -> ChatMessage:
+    """Write `summary` on message `covers` (SillyTavern's place) with the front it was made at."""
+    msg = chat.find(covers)
+    if msg is None:
+        from .errors import RPContextError
+
+        raise RPContextError(f"no message with id {covers!r} to store the memory on")
+    msg.extra[MEMORY_KEY] = summary
+    msg.extra[META_KEY] = {"front": front}
+    return msg
