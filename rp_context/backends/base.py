@@ -13,10 +13,13 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..errors import BackendError
 from ..sampling import SamplerSettings
 
 __all__ = [
     "StopReason",
+    "ProgressCallback",
+    "ContextSizeExceeded",
     "PromptInput",
     "as_prompt",
     "TurnMetrics",
@@ -32,6 +35,24 @@ StopReason = Literal[
 """Why a reply ended: the model's end-of-generation token, a stop string, the length limit,
 a full context window, the caller cancelled, the backend failed, or a banned phrase kept
 coming back (after `phrasebans.MAX_REWINDS` retries; the phrase is not shown)."""
+
+ProgressCallback = Callable[[int, int], None]
+"""Called while a prompt is read: `(processed, total)` tokens of the part not already cached.
+
+Both backends call it (llama.cpp in process between batches, llama.cpp's server from its
+`prompt_progress` events), ending with `(total, total)`. It runs on the thread that iterates
+the stream; keep it short."""
+
+
+class ContextSizeExceeded(BackendError):
+    """The prompt is longer than the context window (of the model, or of one server slot)."""
+
+    def __init__(self, n_prompt_tokens: int, n_ctx: int, where: str = "") -> None:
+        self.n_prompt_tokens = n_prompt_tokens
+        self.n_ctx = n_ctx
+        prefix = f"{where}: " if where else ""
+        super().__init__(f"{prefix}prompt of {n_prompt_tokens} tokens does not fit the "
+                         f"{n_ctx}-token context")
 
 
 class PromptInput(BaseModel):
@@ -102,6 +123,12 @@ class TurnMetrics(BaseModel):
     tokens_per_second: float | None = None
     """Generation speed after the first token; None with fewer than two tokens."""
     stop_reason: StopReason = "eog"
+    checkpoint_tokens: int = 0
+    """Tokens restored from a state checkpoint this turn (models whose cache cannot be cut
+    partially, or when checkpoints are forced); 0 when the prefix was kept as is or not at all."""
+    restored_tokens: int = 0
+    """Tokens the cache held from a saved state (disk or server slot file) restored before this
+    turn; 0 when nothing was restored since the previous turn."""
     counts_exact: bool = True
     """False when token counts are the server's or chunk counts rather than our own."""
 

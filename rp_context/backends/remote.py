@@ -2,9 +2,11 @@
 
 The fitted raw prompt goes to `/v1/completions` with streaming, stop strings and sampler
 settings. Extras are used where the server has them: llama.cpp's server gets token ids,
-`cache_prompt`, `n_keep` (the pinned prefix) and `id_slot`, and reports its cache use in
-`timings`; `/tokenize` (llama.cpp, vLLM) or `/extras/tokenize` (llama-cpp-python) gives exact
-counts. Servers without them still work: counts are then the server's own or None.
+`cache_prompt`, `n_keep` (the pinned prefix), `n_cache_reuse`, `id_slot` and
+`return_progress`, reports its cache use in `timings`, and saves and restores slots to its disk
+(`slots.SlotPool`: each chat keeps a slot; a chat that loses it is saved and comes back restored).
+`/tokenize` (llama.cpp, vLLM) or `/extras/tokenize` (llama-cpp-python) gives exact counts.
+Servers without these extras still work: counts are then the server's own or None.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import httpx
 from ..errors import BackendError
 from ..sampling import SamplerSettings
 from .base import (
+    ContextSizeExceeded,
     GenerationResult,
+    ProgressCallback,
     PromptInput,
     ReplyStream,
     StopReason,
@@ -45,7 +49,11 @@ class RemoteBackend:
     """Streams completions from a server at `base_url` (e.g. `http://gpu-box:8080`).
 
     `kind=None` detects the server on first use; `slot` pins a llama.cpp server slot so its
-    cache stays with this chat.
+    cache stays with this chat. `chat` names the chat this backend speaks for (a file-safe
+    name): on llama.cpp's server it then gets a slot from the server's `SlotPool` (shared by
+    every backend on that URL in this process), saved to the server's disk when another chat
+    needs the slot and restored when it returns. `cache_reuse` is sent as `n_cache_reuse` (reuse
+    cached chunks of at least that many tokens after an evicted span; None: the server's own).
     """
 
     def __init__(
@@ -56,6 +64,8 @@ class RemoteBackend:
         api_key: str | None = None,
         kind: ServerKind | None = None,
         slot: int | None = None,
+        chat: str | None = None,
+        cache_reuse: int | None = None,
         timeout: float = 600.0,
         client: httpx.Client | None = None,
     ) -> None:
@@ -65,6 +75,8 @@ class RemoteBackend:
         self.base_url = url
         self.model = model
         self.slot = slot
+        self.chat = chat
+        self.cache_reuse = cache_reuse
         self._kind = kind
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = client or httpx.Client(
@@ -75,6 +87,8 @@ class RemoteBackend:
         """Sampler settings this server cannot apply, each reported once."""
         self._reported: set[str] = set()
         self._n_ctx: int | None = None
+        self._props: dict[str, Any] | None = None
+        self._pool: Any = None
 
     @property
     def name(self) -> str:
@@ -145,12 +159,15 @@ class RemoteBackend:
         stop: Sequence[str] = (),
         cancel: threading.Event | None = None,
         exact_counts: bool = False,
+        on_progress: ProgressCallback | None = None,
         **overrides: Any,
     ) -> ReplyStream:
         """Start a reply; iterate for text, then read `.result`.
 
         Token ids are sent when the server takes them (llama.cpp, vLLM), else the text.
         `exact_counts=True` asks /tokenize for the prompt size when the server would not report it.
+        `on_progress(processed, total)` follows llama.cpp's `prompt_progress` while the prompt is
+        read. A prompt over the server's (slot's) context raises ContextSizeExceeded.
         """
         settings = sampler_with(sampler, overrides)
         p = as_prompt(prompt)
@@ -158,7 +175,7 @@ class RemoteBackend:
         holder: list[GenerationResult] = []
 
         def make(ev: threading.Event) -> Generator[str, None, None]:
-            return self._turn(p, body, tuple(stop), ev, exact_counts, holder)
+            return self._turn(p, body, tuple(stop), ev, exact_counts, holder, on_progress)
 
         return ReplyStream(make, lambda: holder[0] if holder else None, cancel)
 
@@ -177,7 +194,10 @@ class RemoteBackend:
         if stop:
             body["stop"] = stop
         if kind == "llama.cpp":
-            body.update(cache_prompt=True, n_keep=p.n_keep, timings_per_token=False)
+            body.update(cache_prompt=True, n_keep=p.n_keep, timings_per_token=False,
+                        return_progress=True)
+            if self.cache_reuse is not None:
+                body["n_cache_reuse"] = self.cache_reuse
             if self.slot is not None:
                 body["id_slot"] = self.slot
         if self.model_name():
@@ -208,7 +228,7 @@ class RemoteBackend:
             r = self._request("GET", "/props")
             data = _json(r) if r.status_code == 200 else {}
             gen = data.get("default_generation_settings")
-            n = _int(data.get("n_ctx")) or (_int(gen.get("n_ctx")) if isinstance(gen, dict) else None)
+            n = (_int(gen.get("n_ctx")) if isinstance(gen, dict) else None) or _int(data.get("n_ctx"))
             self._n_ctx = n or 0
         return self._n_ctx or None
 
@@ -220,6 +240,22 @@ class RemoteBackend:
         cancel: threading.Event,
         exact_counts: bool,
         holder: list[GenerationResult],
+        on_progress: ProgressCallback | None = None,
+    ) -> Generator[str, None, None]:
+        with self._slot_for(body) as restored:
+            yield from self._run(p, body, stops, cancel, exact_counts, holder, on_progress,
+                                 restored)
+
+    def _run(
+        self,
+        p: PromptInput,
+        body: dict[str, Any],
+        stops: tuple[str, ...],
+        cancel: threading.Event,
+        exact_counts: bool,
+        holder: list[GenerationResult],
+        on_progress: ProgressCallback | None,
+        restored: int,
     ) -> Generator[str, None, None]:
         t0 = time.perf_counter()
         t_first: float | None = None
@@ -236,12 +272,12 @@ class RemoteBackend:
             with self._client.stream("POST", "/v1/completions", json=body) as resp:
                 if resp.status_code != 200:
                     resp.read()
-                    raise BackendError(
-                        f"{self.base_url}/v1/completions: HTTP {resp.status_code}: {resp.text[:200]}"
-                    )
+                    raise self._http_error(resp)
                 for event in _sse(resp.iter_lines()):
                     if cancel.is_set():
                         break
+                    if on_progress is not None and isinstance(event.get("prompt_progress"), dict):
+                        _progress(on_progress, event["prompt_progress"])
                     usage = event.get("usage") or usage
                     timings = event.get("timings") or timings
                     choices = event.get("choices") or []
@@ -278,7 +314,11 @@ class RemoteBackend:
             raise BackendError(f"{self.base_url}/v1/completions: {exc}") from exc
         finally:
             t_end = time.perf_counter()
-            holder.append(self._result(p, shown, chunks, reason, usage, timings, t0, t_first, t_end, exact_counts and reason != "error"))
+            res = self._result(p, shown, chunks, reason, usage, timings, t0, t_first, t_end,
+                               exact_counts and reason != "error")
+            if restored:
+                res.metrics.restored_tokens = restored
+            holder.append(res)
             self.last_result = holder[0]
 
     def _result(
@@ -328,6 +368,80 @@ class RemoteBackend:
         )
         return GenerationResult(text="".join(shown), metrics=metrics)
 
+    def _http_error(self, resp: httpx.Response) -> BackendError:
+        """A failed request as a BackendError; an over-long prompt as ContextSizeExceeded."""
+        err = _json(resp).get("error")
+        if isinstance(err, dict) and err.get("type") == "exceed_context_size_error":
+            n_prompt, n_ctx = _int(err.get("n_prompt_tokens")), _int(err.get("n_ctx"))
+            if n_prompt is not None and n_ctx is not None:
+                return ContextSizeExceeded(n_prompt, n_ctx, f"{self.base_url} (per slot)")
+        return BackendError(f"{self.base_url}/v1/completions: HTTP {resp.status_code}: {resp.text[:200]}")
+
+    # -- llama.cpp server slots -------------------------------------------------------------
+
+    def props(self) -> dict[str, Any]:
+        """llama.cpp's `/props` (cached); empty for other servers."""
+        if self._props is None:
+            self._props = {}
+            if self.kind == "llama.cpp":
+                r = self._request("GET", "/props")
+                self._props = _json(r) if r.status_code == 200 else {}
+        return self._props
+
+    @property
+    def total_slots(self) -> int:
+        """How many slots (parallel sequences) the server has; 1 when it does not say."""
+        return max(1, _int(self.props().get("total_slots")) or 1)
+
+    def slot_action(self, slot: int, action: Literal["save", "restore", "erase"],
+                    filename: str | None = None) -> dict[str, Any]:
+        """POST `/slots/{slot}?action=...`; the server's answer, or BackendError naming why not."""
+        body = {"filename": filename} if filename is not None else None
+        r = self._request("POST", f"/slots/{slot}", params={"action": action}, json=body)
+        data = _json(r)
+        if r.status_code != 200:
+            err = data.get("error")
+            msg = err.get("message") if isinstance(err, dict) else r.text[:200]
+            raise BackendError(f"{self.base_url}: slot {slot} {action} failed (HTTP {r.status_code}: {msg})")
+        return data
+
+    @property
+    def pool(self) -> Any:
+        """The server's SlotPool (one per URL in this process), or None for other servers."""
+        if self._pool is None and self.kind == "llama.cpp":
+            from .slots import pool_for
+
+            self._pool = pool_for(self)
+        return self._pool
+
+    def for_chat(self, chat: str) -> RemoteBackend:
+        """A backend for another chat on the same server: same connection, same slot pool."""
+        twin = object.__new__(RemoteBackend)
+        twin.__dict__.update(self.__dict__)
+        twin.chat, twin.last_result, twin.warnings = chat, None, []
+        twin._reported = set()
+        return twin
+
+    def _slot_for(self, body: dict[str, Any]) -> Any:
+        """A context holding this chat's pool slot for one request (sets `id_slot`)."""
+        import contextlib
+
+        if self.chat is None or self.slot is not None or self.pool is None:
+            return contextlib.nullcontext(0)
+        return self.pool.lease(self.chat, body)
+
+    def save_chat_state(self) -> int:
+        """Save this chat's slot to the server's disk now (after a reply); tokens saved, 0 if none."""
+        if self.chat is None or self.kind != "llama.cpp" or self.pool is None:
+            return 0
+        return self.pool.save(self.chat)
+
+    def restore_chat_state(self) -> int:
+        """Load this chat's saved slot file into a slot, if the server has one; tokens restored."""
+        if self.chat is None or self.kind != "llama.cpp" or self.pool is None:
+            return 0
+        return self.pool.prefetch(self.chat)
+
     def close(self) -> None:
         self._client.close()
 
@@ -342,6 +456,14 @@ def _json(r: httpx.Response) -> dict[str, Any]:
 
 def _int(v: Any) -> int | None:
     return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def _progress(callback: ProgressCallback, pp: dict[str, Any]) -> None:
+    """llama.cpp's `prompt_progress` (processed and total include the cached part) as
+    `(processed, total)` of what this turn reads."""
+    total, cache, done = _int(pp.get("total")), _int(pp.get("cache")) or 0, _int(pp.get("processed"))
+    if total is not None and done is not None:
+        callback(max(0, done - cache), max(0, total - cache))
 
 
 def _sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
@@ -359,5 +481,10 @@ def _sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
             continue
         if isinstance(event, dict):
             if "error" in event and "choices" not in event:
-                raise BackendError(f"server error while streaming: {str(event['error'])[:200]}")
+                err = event["error"]
+                if isinstance(err, dict) and err.get("type") == "exceed_context_size_error":
+                    n_prompt, n_ctx = _int(err.get("n_prompt_tokens")), _int(err.get("n_ctx"))
+                    if n_prompt is not None and n_ctx is not None:
+                        raise ContextSizeExceeded(n_prompt, n_ctx, "server (per slot)")
+                raise BackendError(f"server error while streaming: {str(err)[:200]}")
             yield event
