@@ -44,6 +44,8 @@ _BAD_CHARS = re.compile(r'[\\/:*?"<>|\x00-\x1f]+')
 def folder_name(name: str) -> str:
     """A file-system-safe folder or file name for a character, group or chat name."""
     cleaned = _BAD_CHARS.sub("_", name).strip(" .")
+    # a file name holds 255 bytes: a 300-character card name is cut (room left for the date)
+    cleaned = cleaned.encode("utf-8")[:120].decode("utf-8", "ignore").strip(" .")
     return cleaned or "chat"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from .atomic import clean_leftovers
 from .errors import InputFileError
 
 __all__ = ["read_limited", "decode_text"]
@@ -29,6 +30,7 @@ def read_limited(
         if size > limit:
             raise error(p, too_large(size) if too_large else f"the {what} file is larger than {limit // MIB} MiB")
         data = p.read_bytes()
+        clean_leftovers(p)  # temp files of a save of this file that was killed midway
     except FileNotFoundError as exc:
         raise error(p, f"{what} file not found") from exc
     except IsADirectoryError as exc:

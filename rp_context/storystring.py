@@ -108,8 +108,11 @@ def story_string_pieces(
     """
     names = list(params)
     traced_set = set(params) if traced is None else set(traced)
+    # traced params come out as their own pieces; the others (`{{char}}`, `{{user}}`...) as
+    # MACRO_VALUE pieces: either way content, never the template's own text
     marked = {
-        k: (f"{_OPEN}{i}{_CLOSE}" if k in traced_set and params[k] else params[k])
+        k: (f"{_OPEN}{i}{_CLOSE}" if k in traced_set else f"{_VALUE_OPEN}{params[k]}{_VALUE_CLOSE}")
+        if params[k] else params[k]
         for i, k in enumerate(names)
     }
     # `{{#if}}` tests the real values; the output carries markers in their place.

@@ -112,11 +112,26 @@ def _read_member(
     return bytes(out)
 
 
-def write_charx(card_json: bytes, assets: dict[str, bytes]) -> bytes:
-    """A CHARX archive: `card.json` first, then the assets in their given order."""
+def safe_member_name(name: str) -> bool:
+    """Whether a zip member name stays inside the folder it is unpacked to (no `..`, no root,
+    no drive, no backslash, no control character)."""
+    if not name or name.startswith(("/", "\\")) or "\\" in name or ":" in name:
+        return False
+    if any(ord(ch) < 32 for ch in name):
+        return False
+    return all(part not in ("", ".", "..") for part in name.rstrip("/").split("/"))
+
+
+def write_charx(card_json: bytes, assets: dict[str, bytes], warn: Warn | None = None) -> bytes:
+    """A CHARX archive: `card.json` first, then the assets in their given order. Members whose
+    names would unpack outside the archive's folder (`../../evil.txt`) are dropped, with a warning."""
+    unsafe = [name for name in assets if not safe_member_name(name)]
+    if unsafe and warn is not None:
+        shown = ", ".join(repr(n) for n in unsafe[:3]) + (", ..." if len(unsafe) > 3 else "")
+        warn(f"{len(unsafe)} CHARX member(s) with unsafe paths were left out ({shown})")
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        for name, payload in [(CARD_JSON, card_json), *assets.items()]:
+        for name, payload in [(CARD_JSON, card_json), *((n, p) for n, p in assets.items() if n not in unsafe)]:
             info = zipfile.ZipInfo(name, date_time=_FIXED_TIME)
             info.compress_type = (
                 zipfile.ZIP_STORED if name.lower().endswith(_STORED_EXTS) else zipfile.ZIP_DEFLATED

@@ -376,7 +376,7 @@ def card_to_bytes(
     if format == "charx":
         model, assets = _with_icon(model, assets, picture)
         card_json = json.dumps(card_to_dict(model, "v3"), ensure_ascii=False, indent=2).encode("utf-8")
-        return write_charx(card_json, assets), warnings
+        return write_charx(card_json, assets, warnings.append), warnings
     raise ValueError(f"unknown card format {format!r}")
 
 

@@ -54,7 +54,8 @@ def register(sub: Any) -> None:
 
 
 def _slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "preset"
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return slug[:80].strip("-") or "preset"  # a file name holds 255 bytes
 
 
 def _refuse_existing(path: Path, force: bool) -> None:
