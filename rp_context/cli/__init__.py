@@ -20,6 +20,7 @@ _COMMAND_MODULES = [
     "rp_context.cli.card",
     "rp_context.cli.render",
     "rp_context.cli.chat",
+    "rp_context.cli.template",
 ]
 
 EXIT_BAD_INPUT = 2
