@@ -26,6 +26,8 @@ from .tokens import TokenCounter
 __all__ = ["Setup", "load_setup", "Cast", "load_cast", "build_prompt", "DEFAULT_BUNDLE"]
 
 DEFAULT_BUNDLE = "default"
+DEFAULT_BUDGET = "full-window"
+"""The budget policy when neither `--budget` nor the bundle names one."""
 
 
 @dataclass
@@ -76,7 +78,7 @@ def load_setup(spec: str | Path | None = None, *, budget: str | Path | None = No
     context = load_preset(bundle.context, "context")
     sysprompt = load_preset(bundle.sysprompt, "sysprompt")
     sampler = load_preset(bundle.sampler, "sampler")
-    policy_name = budget or bundle.budget or "cache-stable"
+    policy_name = budget or bundle.budget or DEFAULT_BUDGET
     policy = load_preset(policy_name, "budget")
     assert isinstance(instruct, InstructTemplate)
     assert isinstance(context, ContextPreset) and isinstance(sysprompt, SysPromptPreset)

@@ -56,3 +56,17 @@ def test_render_reproduction_with_the_model(repo_dir, tmp_path, capsys) -> None:
     d = _render(repo_dir, path, capsys)
     assert d["tokenizer"] == "exact"
     _check_keeps_newest(d, chat)
+
+
+def test_the_default_keeps_every_turn_that_fits(repo_dir, tmp_path, capsys) -> None:
+    """The issue's reproduction: the default policy keeps what SillyTavern's trimming keeps (every
+    turn that fits after the pinned top), and says it evicts by context shift."""
+    chat = synthetic_chat(40, seed=1)
+    path = tmp_path / "chat.jsonl"
+    save_chat(chat, path)
+    default = _render(repo_dir, path, capsys, "--estimate")
+    st = _render(repo_dir, path, capsys, "--estimate", "--budget", "sillytavern")
+    _check_keeps_newest(default, chat)
+    assert len(default["dropped"]) <= len(st["dropped"])
+    assert default["retention"]["eviction"] == "shift"
+    assert default["retention"]["window_fill"] >= 0.9
