@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from rp_context import detect_family, model_info
+import json
+
+from rp_context.detect import detect_family
+from rp_context.modelinfo import model_info
 
 
 def test_default_model_is_chatml(smollm_path) -> None:
@@ -43,8 +46,11 @@ def test_detection_from_template_markers(reference_dir) -> None:
         "mistral-v7-large-2411.jinja": ("mistral-v7", "mistral-v7"),
         "vicuna-1.1.jinja": ("vicuna", "vicuna"),
     }
+    golden = json.loads((tdir / "golden" / "hf_jinja_vs_llamacpp_autodetect.json").read_text())
     for name, (family, nearest) in expected.items():
-        guess = detect_family((tdir / name).read_text(), "llama", None, bos_token="<s>", eos_token="</s>")
+        tokens = golden[name.removesuffix(".jinja")]
+        guess = detect_family((tdir / name).read_text(), "llama", None, bos_token=tokens["bos_token"],
+                              eos_token=tokens["eos_token"])
         assert (guess.family, guess.nearest) == (family, nearest), name
         assert guess.warning is None
 
