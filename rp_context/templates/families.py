@@ -50,11 +50,12 @@ def get_family(name: str) -> InstructTemplate:
 
 
 def template_for_model(path: str | Path | None = None, tokenizer: Any = None, *, prefer_jinja: bool = False) -> Any:
-    """The template a model speaks, from its GGUF metadata.
+    """The template a model speaks, from its GGUF metadata (see `detect.detect_family`).
 
-    With `prefer_jinja` and an embedded chat template, the model's own Jinja template; else the
-    detected family. A model without a template gets a fallback family and a visible warning
-    (`warnings.warn`, category UserWarning), never silently.
+    With `prefer_jinja` and an embedded chat template, the model's own Jinja template. Otherwise
+    the family that renders the embedded template byte for byte, else the model's own template
+    (as an instruct template read from it, or the Jinja template itself): never a guess. A model
+    without a template gets a guessed family and a visible warning (`warnings.warn`, UserWarning).
     """
     from ..detect import detect_family
     from ..models import resolve_model
