@@ -1,7 +1,16 @@
 """rp_context: build roleplay prompts from character cards, fit them to the context window, run them.
 
-The public API is listed here once; submodules are implementation detail.
-Importing rp_context never imports Textual, the `tui` app, or llama_cpp (that loads with a model).
+Three ways in, from the most to the least done for you:
+
+1. `ChatSession.open(cards=..., chat_path=...)`: a chat with a backend; send, reply, swipe, save.
+2. `load_cast` + `load_setup` + `build_prompt`: files in, a fitted prompt (text, token ids, report).
+3. `assemble` + `fit_prompt`: the same from objects you built yourself.
+
+This module lists the public API once: those entry points, the data types they take and give,
+and the errors they raise. Everything else lives in submodules (`rp_context.cards`,
+`rp_context.templates`, `rp_context.worldinfo`, ...) for callers who need the parts. Importing
+rp_context never imports Textual, the `tui` app, llama_cpp, numpy or httpx: the backends load
+on first use.
 """
 
 from __future__ import annotations
@@ -9,8 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .assemble import AssembledPrompt, AssemblySettings, AuthorNote, assemble
-from .backends.base import Backend, GenerationResult, PromptInput, ReplyStream, TurnMetrics
-from .backends.stops import StopScanner
+from .backends.base import Backend, GenerationResult, ReplyStream, TurnMetrics
 from .budget import BudgetReport, FittedPrompt, fit_prompt
 from .cards import (
     Card,
@@ -18,9 +26,11 @@ from .cards import (
     CardFile,
     GroupRoster,
     Lorebook,
+    LorebookFile,
     LoreEntry,
     Persona,
-    WorldInfo,
+    PersonaFile,
+    RosterFile,
     load_card,
     load_lorebook,
     load_persona,
@@ -30,8 +40,7 @@ from .cards import (
     save_persona,
     save_roster,
 )
-from .chat import Chat, ChatFile, ChatMessage, load_chat, save_chat
-from .detect import FamilyGuess, detect_family
+from .chat import Chat, ChatFile, ChatHeader, ChatMessage, load_chat, save_chat
 from .errors import (
     BackendError,
     BudgetError,
@@ -44,63 +53,38 @@ from .errors import (
     RPContextError,
     TemplateError,
 )
-from .flatten import FlatPrompt, flatten
-from .group import (
-    GroupFields,
-    GroupMember,
-    group_card_fields,
-    group_macro,
-    group_members,
-    member_stop_strings,
-    pick_speakers,
-    trim_reply,
-)
-from .macros import MacroContext, expand_macros
-from .modelinfo import ModelInfo, model_info
-from .models import MODEL_ENV_VAR, check_gguf, default_model_path, resolve_model
-from .pipeline import Cast, Setup, build_prompt, load_cast, load_setup, new_chat, read_chat
+from .models import resolve_model
+from .pipeline import Cast, Setup, build_prompt, load_cast, load_setup, new_chat
 from .policy import BudgetPolicy
-from .presets import (
-    BundlePreset,
-    ContextPreset,
-    InstructPreset,
-    SamplerPreset,
-    SysPromptPreset,
-    load_preset,
-)
+from .presets import BundlePreset, ContextPreset, SysPromptPreset, load_preset
+from .sampling import SamplerSettings
 from .segments import Section, Segment, SegmentKind, Tier
 from .session import ChatSession, Turn
-from .templates import (
-    InstructTemplate,
-    JinjaTemplate,
-    Message,
-    RenderedPrompt,
-    get_family,
-    list_families,
-    render_instruct,
-    resolve_template,
-)
-from .tokens import LlamaTokenizer, TextPart, TiktokenCounter, TokenCounter
-from .worldinfo import (
-    FiredEntry,
-    LoreDecision,
-    WorldInfoResult,
-    WorldInfoSettings,
-    activate_world_info,
-)
+from .templates import InstructTemplate, Message, RenderedPrompt
+from .tokens import LlamaTokenizer, TiktokenCounter, TokenCounter
+from .worldinfo import WorldInfoResult, WorldInfoSettings
 
 if TYPE_CHECKING:
     from .backends.llama import LlamaBackend, LlamaLoadOptions
     from .backends.remote import RemoteBackend
-    from .backends.turns import run_turns
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rp-context")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "0+unknown"
+
+
+__version__ = _version()
+"""The installed package's version (pyproject.toml's `version`)."""
 
 _LAZY = {
     "LlamaBackend": "rp_context.backends.llama",
     "LlamaLoadOptions": "rp_context.backends.llama",
     "RemoteBackend": "rp_context.backends.remote",
-    "run_turns": "rp_context.backends.turns",
 }
 """Names whose modules load heavy packages (llama_cpp and numpy, httpx): imported on first use."""
 
@@ -114,119 +98,89 @@ def __getattr__(name: str) -> object:
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
-    # assembly, budget and the whole pipeline
+    "__version__",
+    # 1. a chat with a backend
+    "ChatSession",
+    "Turn",
+    # 2. files in, a fitted prompt out
+    "load_cast",
+    "load_setup",
+    "build_prompt",
+    "new_chat",
+    "Cast",
+    "Setup",
+    # 3. from your own objects
+    "assemble",
+    "fit_prompt",
     "AssembledPrompt",
     "AssemblySettings",
     "AuthorNote",
-    "assemble",
+    "BudgetPolicy",
+    "FittedPrompt",
+    "BudgetReport",
     "Segment",
     "SegmentKind",
     "Section",
     "Tier",
-    "FlatPrompt",
-    "flatten",
-    "MacroContext",
-    "expand_macros",
-    "BudgetPolicy",
-    "BudgetReport",
-    "FittedPrompt",
-    "fit_prompt",
-    "Cast",
-    "Setup",
-    "load_cast",
-    "load_setup",
-    "new_chat",
-    "read_chat",
-    "build_prompt",
-    "ChatSession",
-    "Turn",
-    "__version__",
-    # errors
-    "RPContextError",
-    "InputFileError",
-    "ModelFileError",
-    "CardError",
-    "ChatFileError",
-    "PresetError",
-    "TemplateError",
-    "BudgetError",
-    "BackendError",
-    "GroupError",
-    # models and tokens
-    "MODEL_ENV_VAR",
-    "check_gguf",
-    "default_model_path",
-    "resolve_model",
-    "ModelInfo",
-    "model_info",
-    "FamilyGuess",
-    "detect_family",
-    "TextPart",
-    "TokenCounter",
-    "LlamaTokenizer",
-    "TiktokenCounter",
-    # world info (lorebook activation)
-    "WorldInfoSettings",
-    "WorldInfoResult",
-    "FiredEntry",
-    "LoreDecision",
-    "activate_world_info",
-    # templates and presets
-    "InstructTemplate",
-    "JinjaTemplate",
-    "Message",
-    "RenderedPrompt",
-    "render_instruct",
-    "get_family",
-    "list_families",
-    "resolve_template",
-    "load_preset",
-    "InstructPreset",
-    "ContextPreset",
-    "SysPromptPreset",
-    "SamplerPreset",
-    "BundlePreset",
-    # group chats
-    "GroupFields",
-    "GroupMember",
-    "group_card_fields",
-    "group_macro",
-    "group_members",
-    "member_stop_strings",
-    "pick_speakers",
-    "trim_reply",
-    # cards, lorebooks, personas, rosters, chats
+    # cards, personas, rosters, lorebooks and chats: load_* gives a *File (the object, warnings)
     "Card",
     "CardData",
     "CardFile",
-    "Lorebook",
-    "LoreEntry",
-    "WorldInfo",
-    "Persona",
-    "GroupRoster",
     "load_card",
     "save_card",
-    "load_lorebook",
-    "save_lorebook",
+    "Persona",
+    "PersonaFile",
     "load_persona",
     "save_persona",
+    "GroupRoster",
+    "RosterFile",
     "load_roster",
     "save_roster",
+    "Lorebook",
+    "LoreEntry",
+    "LorebookFile",
+    "load_lorebook",
+    "save_lorebook",
     "Chat",
+    "ChatHeader",
     "ChatMessage",
     "ChatFile",
     "load_chat",
     "save_chat",
-    # backends
+    "WorldInfoSettings",
+    "WorldInfoResult",
+    # presets: load_preset(name or file, kind) for every kind
+    "load_preset",
+    "InstructTemplate",
+    "ContextPreset",
+    "SysPromptPreset",
+    "SamplerSettings",
+    "BundlePreset",
+    "Message",
+    "RenderedPrompt",
+    # models, token counting and backends
+    "resolve_model",
+    "TokenCounter",
+    "LlamaTokenizer",
+    "TiktokenCounter",
     "Backend",
-    "PromptInput",
-    "ReplyStream",
-    "TurnMetrics",
-    "GenerationResult",
     "LlamaBackend",
     "LlamaLoadOptions",
     "RemoteBackend",
-    "StopScanner",
-    "run_turns",
+    "ReplyStream",
+    "GenerationResult",
+    "TurnMetrics",
+    # errors: every one is an RPContextError
+    "RPContextError",
+    "InputFileError",
+    "CardError",
+    "ChatFileError",
+    "PresetError",
+    "TemplateError",
+    "ModelFileError",
+    "BudgetError",
+    "BackendError",
+    "GroupError",
 ]

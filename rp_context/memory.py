@@ -88,24 +88,24 @@ def memory_due(fitted: FittedPrompt, memories: Sequence[StoredMemory], policy: B
                n_messages: int) -> bool:
     """Should a summary be written after this reply?
 
-    When the prompt is near its high-water mark and the newest summary would not cover the next
-    eviction: none yet, or (chunked) the front moved since it was written, or (per-message and
-    shift) fewer than half of the kept messages are still covered by it.
+    Only when the next turn may evict (the prompt plus two more turns like the last would not
+    fit), so the summary covers everything the next eviction takes. Then: none yet, or (chunked)
+    the front moved since the newest was written, or (per-message and shift, whose front moves
+    every turn) the newest covers at most the next two kept messages.
     """
     r = fitted.report
     if not policy.memory or r.front_index is None or n_messages == 0:
         return False
-    trigger = (1.0 + policy.low_water) / 2 if policy.eviction == "chunked" else 0.9
-    if not r.dropped and r.tokens < trigger * r.budget:
+    turn = sum(row["tokens"] for row in [x for x in r.segments if x["kind"] == "chat_message"
+                                         and x["status"] == "kept"][-2:])
+    if r.tokens + 2 * turn < r.budget:
         return False
     if not memories:
         return True
     newest = memories[-1]
     if policy.eviction == "chunked":
         return newest.front is None or newest.front != r.front_index
-    kept = n_messages - r.front_index
-    covered = max(0, newest.index + 1 - r.front_index)
-    return covered * 2 < kept
+    return newest.index + 1 - r.front_index <= 2
 
 
 def summary_segments(fitted: FittedPrompt, policy: BudgetPolicy) -> list[Segment]:

@@ -47,7 +47,8 @@ def test_library_import_is_ui_free_and_model_free() -> None:
     code = """
 import json, sys
 import rp_context
-from rp_context import TiktokenCounter, detect_family
+from rp_context import TiktokenCounter
+from rp_context.detect import detect_family
 from rp_context.cli import build_parser
 build_parser()
 n = TiktokenCounter().count("Hello there, traveller.")
@@ -66,7 +67,8 @@ print(json.dumps({
 def test_llama_cpp_loads_when_a_model_is_used() -> None:
     code = """
 import json, sys
-from rp_context import LlamaTokenizer, default_model_path
+from rp_context import LlamaTokenizer
+from rp_context.models import default_model_path
 before = "llama_cpp" in sys.modules
 tok = LlamaTokenizer(default_model_path())
 print(json.dumps({"before": before, "after": "llama_cpp" in sys.modules,

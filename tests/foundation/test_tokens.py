@@ -7,8 +7,9 @@ import time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rp_context import LlamaTokenizer, TextPart, TiktokenCounter, TokenCounter
+from rp_context import LlamaTokenizer, TiktokenCounter, TokenCounter
 from rp_context.quickstart import SimpleCard, chatml_parts
+from rp_context.tokens import TextPart
 
 
 def test_both_counters_satisfy_the_protocol(smollm_tokenizer, tiktoken_counter) -> None:
