@@ -81,3 +81,22 @@ def test_yaml_reasoning_block_typo_is_refused(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace("budget: 64", "budgte: 64"))
     with pytest.raises(PresetError, match="budgte"):
         read_preset(path)
+
+
+@pytest.mark.parametrize(("family", "reply", "reasoning", "text"), [
+    ("gpt-oss", "<|channel|>analysis<|message|>Be kind.<|end|><|start|>assistant<|channel|>final"
+     "<|message|>Hello!", "Be kind.", "Hello!"),
+    ("seed_oss", "<seed:think>Be brief.</seed:think>\nHi.", "Be brief.", "Hi."),
+    ("chatml", "<think>\nQwen3 plans.\n</think>\n\nSure.", "Qwen3 plans.", "Sure."),
+    ("bailing-think", "Ling plans.</think>Done.", "Ling plans.", "Done."),  # header opened it
+])
+def test_families_with_a_reasoning_shape(family, reply, reasoning, text) -> None:
+    from rp_context.reasoning import ReasoningSplitter, shape_opened_by, shapes_for
+
+    preset = load_preset(family, "instruct")
+    shapes = shapes_for(preset.reasoning)
+    header = preset.generation_prompt or preset.output_sequence
+    splitter = ReasoningSplitter(shapes, inside=shape_opened_by(header, shapes))
+    splitter.feed(reply)
+    splitter.finish()
+    assert splitter.result()[:2] == (reasoning, text)
