@@ -23,7 +23,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from rp_context.errors import RPContextError
 
-from ..widgets import BudgetPanel, MemoryPanel, MessageView, PromptInput, RosterList
+from ..widgets import BudgetPanel, CardPicture, MemoryPanel, MessageView, PromptInput, RosterList
 from .inspector import InspectorScreen
 from .modals import ConfirmScreen, EditScreen, PickScreen
 
@@ -78,6 +78,7 @@ class ChatScreen(Screen[None]):
         self._epoch = 0
         self._panel_choice: bool | None = None
         """The user's ctrl+b choice; None: follow the terminal's width."""
+        self._pictures: dict[str, bytes | None] = {}
 
     @property
     def session(self) -> ChatSession:
@@ -89,6 +90,7 @@ class ChatScreen(Screen[None]):
         with Horizontal(id="main"):
             yield VerticalScroll(id="log")
             with VerticalScroll(id="side"):
+                yield CardPicture(id="picture")
                 yield BudgetPanel(id="budget")
                 yield Static("Group", id="roster-title", classes="title")
                 yield RosterList(id="roster")
@@ -125,6 +127,7 @@ class ChatScreen(Screen[None]):
         self._update_roster()
         self.query_one(BudgetPanel).show(None, None)
         self.query_one(MemoryPanel).show_session(s)
+        await self._show_picture()
         for w in s.warnings[-3:]:
             self.notify(w, title="Warning", severity="warning", timeout=8)
         prompt.focus()
@@ -360,6 +363,29 @@ class ChatScreen(Screen[None]):
         self.query_one(BudgetPanel).show(turn.fitted.report, turn.metrics)
         self._mark_context(turn.fitted.report)
         self.query_one(MemoryPanel).show_session(self.session)
+        await self._show_picture()
+
+    async def _show_picture(self) -> None:
+        """The picture of who spoke last (in a group), else of the character."""
+        from .editors import card_path_of
+
+        s = self.session
+        speaker = next((m.name for m in reversed(s.chat.messages)
+                        if m.role == "assistant" and m.name in s.members), s.members[0])
+        try:
+            path = card_path_of(self.app, s.members.index(speaker))
+        except (RPContextError, ValueError):
+            path = None
+        key = str(path) if path is not None else None
+        if key is not None and key not in self._pictures:
+            try:
+                from rp_context.cards import load_card
+
+                self._pictures[key] = load_card(path).image  # type: ignore[arg-type]
+            except RPContextError:
+                self._pictures[key] = None
+        data = self._pictures.get(key) if key is not None else None
+        await self.query_one(CardPicture).show_picture(key, speaker, data)
 
     def _done(self) -> None:
         self.generating = False
