@@ -629,6 +629,8 @@ class ChatSession:
         from .models import resolve_model
         from .pipeline import load_cast, load_setup, new_chat, read_chat
 
+        if str(preset or "") == "gguf:" and model:  # the own template of the model in use
+            preset = f"gguf:{model}"
         setup = load_setup(preset, budget=budget)
         cast = load_cast(list(cards), roster=roster, persona=persona)
         if not cast.cards:

@@ -21,7 +21,7 @@ def register(sub: Any) -> None:
     gen.add_argument("--chat", help="chat file (SillyTavern JSONL) to continue and append to")
     gen.add_argument("--message", "-m", help="what you say (omit to let the character go on)")
     gen.add_argument("--speaker", help="who replies (default: the roster's pick or the card)")
-    gen.add_argument("--preset", help="bundle name, family name or preset file (default: default)")
+    gen.add_argument("--preset", help="bundle name, family name, preset file, FILE.jinja or gguf:MODEL (gguf: alone: --model's own template; default: default)")
     gen.add_argument("--budget", help="budget policy preset (default: the bundle's)")
     gen.add_argument(
         "--sampler",

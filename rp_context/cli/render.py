@@ -13,7 +13,7 @@ def register(sub: Any) -> None:
     p.add_argument("--card", action="append", default=[], help="character card (repeat for a group)")
     p.add_argument("--roster", help="group roster file (its members' cards are loaded)")
     p.add_argument("--chat", required=True, help="chat file (SillyTavern JSONL)")
-    p.add_argument("--preset", default=None, help="bundle name, family name, or preset file")
+    p.add_argument("--preset", default=None, help="bundle name, family name, preset file, FILE.jinja or gguf:MODEL (gguf: alone: --model's own template)")
     p.add_argument("--budget", default=None, help="budget policy preset (default: the bundle's)")
     p.add_argument("--persona", help="persona file")
     p.add_argument("--speaker", help="who replies (a card name; default: the first card)")
@@ -42,7 +42,8 @@ def _render(args: argparse.Namespace) -> int:
 
     if not args.card and not args.roster:
         raise InputFileError(None, "render needs --card FILE (or --roster FILE)")
-    setup = load_setup(args.preset, budget=args.budget)
+    preset = f"gguf:{args.model}" if args.preset == "gguf:" and args.model else args.preset
+    setup = load_setup(preset, budget=args.budget)
     cast = load_cast(args.card, roster=args.roster, persona=args.persona)
     chat, chat_warnings = read_chat(args.chat)
     counter = make_counter(args.model, args.estimate)

@@ -84,3 +84,14 @@ def test_gguf_preset_is_the_models_template(smollm_path: Path, tmp_path: Path,
     # the render starts with the card's system prompt (ours), so SmolLM2's default is not added
     assert out.startswith("<|im_start|>system\n") and "SmolLM" not in out
     assert out.endswith("<|im_start|>assistant\n")
+
+
+@pytest.mark.model
+def test_gguf_alone_is_the_model_in_use(gemma_path: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """`--preset gguf:` takes --model's template (gemma3-270m has none), not the default model's."""
+    chat = _chat(tmp_path)
+    args = ["render", "--card", "cards/wren-halloway.json", "--chat", str(chat), "--model", str(gemma_path)]
+    assert main([*args, "--preset", "gguf:"]) == 2
+    err = capsys.readouterr().err
+    assert gemma_path.name in err and "no embedded chat template" in err
