@@ -50,6 +50,8 @@ def register(sub: Any) -> None:
         help="thinking on (--think) or off (--no-think) for this chat, kept in the chat file "
         "(default: the chat's setting, else the preset's)",
     )
+    gen.add_argument("--show-reasoning", action="store_true",
+                     help="stream the model's reasoning to stderr as it thinks (stdout has the reply)")
     gen.add_argument(
         "--json",
         action="store_true",
@@ -120,8 +122,14 @@ def _generate(args: argparse.Namespace) -> int:
         }
         out.write(json.dumps(payload, ensure_ascii=False) + "\n")
         return 0
-    for piece in turn:
-        out.write(piece)
-        out.flush()
+    for delta in turn.deltas():
+        if delta.reasoning and args.show_reasoning:
+            sys.stderr.write(delta.reasoning)
+            sys.stderr.flush()
+        if delta.text:
+            if args.show_reasoning and turn.reasoning and turn.text == delta.text:
+                sys.stderr.write("\n")  # the reasoning ended
+            out.write(delta.text)
+            out.flush()
     out.write("\n")
     return 0

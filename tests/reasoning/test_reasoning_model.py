@@ -114,3 +114,16 @@ def test_budget_close_goes_on_from_the_cached_prompt(think_preset, tmp_path, rep
     assert metrics.reused_tokens >= len(first)  # llama.cpp read only the closing tokens anew
     assert turn.message is not None and turn.message.reasoning and turn.message.text == text.strip()
     assert len(LlamaTokenizer(model).tokenize(turn.message.reasoning)) <= 14
+
+
+def test_show_reasoning_streams_it_to_stderr(think_preset, tmp_path, capsys, repo_dir) -> None:
+    chat = tmp_path / "c.jsonl"
+    code = main(["generate", "--card", str(repo_dir / "cards" / "wren-halloway.json"),
+                 "--preset", str(think_preset), "--chat", str(chat), "-m", "Morning, Wren.",
+                 "--show-reasoning", "--max-tokens", "8", "--seed", "1", "--context", "2048"])
+    assert code == 0
+    captured = capsys.readouterr()
+    saved = load_chat(chat).chat.messages[-1]
+    assert saved.reasoning and saved.reasoning in captured.err
+    assert saved.reasoning not in captured.out
+    assert captured.out.strip() == saved.text.strip()
