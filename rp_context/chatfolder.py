@@ -38,6 +38,7 @@ __all__ = [
 PARENT_KEY = "main_chat"
 """Chat-metadata key SillyTavern writes in a branch: the name of the chat it branched from."""
 _ROLES = ("system", "user", "assistant")
+_MES = re.compile(rb'"mes"\s*:')
 _BAD_CHARS = re.compile(r'[\\/:*?"<>|\x00-\x1f]+')
 
 
@@ -101,11 +102,10 @@ def chat_info(path: Path) -> ChatInfo:
         raise ChatFileError(path, f"cannot read the chat ({exc.strerror or exc})") from exc
     lines = [ln for ln in data.split(b"\n") if ln.strip()]
     parent: str | None = None
-    count = len(lines)
+    count = sum(1 for ln in lines if _MES.search(ln))  # message lines, without parsing each one
     if lines:
         head = _json_object(lines[0])
         if head is not None and "mes" not in head:
-            count -= 1
             meta = head.get("chat_metadata")
             if isinstance(meta, dict) and isinstance(meta.get(PARENT_KEY), str):
                 parent = meta[PARENT_KEY]
@@ -115,7 +115,7 @@ def chat_info(path: Path) -> ChatInfo:
         if obj is not None and "mes" in obj:
             speaker, last = str(obj.get("name") or ""), " ".join(str(obj.get("mes") or "").split())
             break
-    return ChatInfo(path, path.stem, modified, max(count, 0), speaker, last, parent)
+    return ChatInfo(path, path.stem, modified, count, speaker, last, parent)
 
 
 def _json_object(raw: bytes) -> dict[str, Any] | None:

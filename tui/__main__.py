@@ -97,6 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         flag = {"context": "--context", "n_gpu_layers": "--n-gpu-layers"}.get(str(err["loc"][0]), "")
         print(f"rp-chat: error: {flag or err['loc'][0]}: {err['msg']}", file=sys.stderr)
         return 2
+    try:  # textual-image asks the terminal what it can draw; it must do so before Textual starts
+        import textual_image.widget  # noqa: F401
+    except ImportError:
+        pass
     from .app import RPChatApp
 
     app = RPChatApp(**kwargs)
