@@ -223,3 +223,20 @@ async def test_help_screen_and_first_run(make_app: Any) -> None:
     from tui.config import load_state
 
     assert load_state().seen_help
+
+
+async def test_keys_can_be_remapped_in_settings(tiktoken_counter: Any) -> None:
+    from tui.app import RPChatApp
+    from tui.config import Settings
+    from tui.sessions import ChatSpec
+
+    app = RPChatApp(spec=ChatSpec(), settings=Settings(keys={"regenerate": "ctrl+e"}),
+                    backend=ScriptedBackend(["First.", "Second."]), counter=tiktoken_counter,
+                    save_settings_file=False, cursor_blink=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press(*"Hi", "enter")
+        await settle(app, pilot)
+        await pilot.press("ctrl+e")
+        await settle(app, pilot)
+        assert app.session.chat.messages[-1].swipes == ["First.", "Second."]
