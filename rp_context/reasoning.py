@@ -28,6 +28,7 @@ __all__ = [
     "Split",
     "ReasoningSplitter",
     "split_reasoning",
+    "orphan_split",
     "shapes_for",
     "shape_opened_by",
     "format_reasoning",
@@ -355,20 +356,21 @@ def split_reasoning(
     splitter.finish()
     result = splitter.result()
     if splitter.enabled and splitter.shape is None:
-        result = _orphan_closer(result, shapes[0]) or result
+        result = orphan_split(result.text, shapes[0]) or result
     return result
 
 
-def _orphan_closer(result: Split, shape: ReasoningShape) -> Split | None:
-    """Text before a lone closer is reasoning whose opener the prompt wrote."""
+def orphan_split(text: str, shape: ReasoningShape) -> Split | None:
+    """A reply with no opener whose text holds a lone closer: the model began mid-block (an
+    R1-style model whose own template would have opened `<think>`). Text before it is reasoning."""
     for closer in shape.closers:
-        i = result.text.find(closer)
-        if i >= 0 and shape.opener not in result.text[:i]:
-            rest = result.text[i + len(closer):].lstrip()
+        i = text.find(closer)
+        if i >= 0 and shape.opener not in text[:i]:
+            rest = text[i + len(closer):].lstrip()
             for m in shape.reply_markers:
                 if rest.startswith(m):
                     rest = rest[len(m):]
-            return Split(result.text[:i].strip(), rest, False, shape.name)
+            return Split(text[:i].strip(), rest, False, shape.name)
     return None
 
 

@@ -29,6 +29,7 @@ from .reasoning import (
     Delta,
     ReasoningSplitter,
     closing_text,
+    orphan_split,
     shape_opened_by,
     shapes_for,
     split_stops,
@@ -557,6 +558,10 @@ class ChatSession:
             return
         turn.committed = True
         self.last_metrics = turn.metrics
+        if turn._splitter is not None and turn._splitter.shape is None:
+            found = orphan_split(turn.text, turn._splitter.shapes[0])
+            if found is not None:  # the model began mid-block, unasked: its closer tells
+                turn.reasoning, turn.text = found.reasoning, found.text
         text = self._clean(turn.text, turn.speaker, continuing=turn.kind == "continue")
         turn.text = text
         if turn.reasoning and turn.reasoning_duration is None:  # the block never closed

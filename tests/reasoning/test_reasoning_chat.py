@@ -249,3 +249,12 @@ def test_a_consumer_that_stops_early_still_commits_the_reasoning(session_for) ->
     assert turn.committed and turn.message is not None
     assert turn.message.reasoning == "weighing it" and turn.message.text == "Yes"
     assert load_chat(s.chat_path).chat.messages[-1].reasoning == "weighing it"
+
+
+def test_a_reply_that_began_mid_block_unasked_is_split_when_it_ends(session_for) -> None:
+    """An R1-style model whose own template would have opened `<think>`: the lone closer tells."""
+    s = session_for([["She wants tea", ".\n</think>", "\n\nKettle's on."]])
+    s.send("Tea?")
+    turn = s.reply()
+    "".join(turn)
+    assert turn.message.reasoning == "She wants tea." and turn.message.text == "Kettle's on."
