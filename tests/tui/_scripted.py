@@ -16,15 +16,20 @@ class ScriptedBackend:
     name = "scripted"
 
     def __init__(self, replies: Sequence[str] = (), *, gate: threading.Event | None = None,
-                 hold_after: int = 2) -> None:
+                 hold_after: int = 2, reading_gate: threading.Event | None = None) -> None:
         self.replies = list(replies)
         self.gate = gate
         self.hold_after = hold_after
+        self.reading_gate = reading_gate
+        """When set: report reading a quarter of the prompt, then wait for it before the rest."""
+        self.progress_callback: Any = None
+        """Used when the caller hands no `on_progress` to `stream`."""
         self.prompts: list[Any] = []
         self.started = threading.Event()
 
     def stream(self, prompt: Any, *, sampler: Any = None, stop: Sequence[str] = (),
-               cancel: threading.Event | None = None, **_: Any) -> ReplyStream:
+               cancel: threading.Event | None = None, on_progress: Any = None,
+               **_: Any) -> ReplyStream:
         self.prompts.append(prompt)
         text = self.replies.pop(0) if self.replies else "(out of script)"
         words = text.split(" ")
@@ -35,6 +40,12 @@ class ScriptedBackend:
         def make(ev: threading.Event) -> Generator[str, None, None]:
             out: list[str] = []
             reason = "eog"
+            report = on_progress or self.progress_callback
+            if self.reading_gate is not None and report is not None:
+                total = max(n_prompt, 4)
+                report(total // 4, total)
+                self.reading_gate.wait(10)
+                report(total, total)
             try:
                 for i, piece in enumerate(pieces):
                     if i == self.hold_after and self.gate is not None:

@@ -154,35 +154,35 @@ async def test_messages_show_tokens_time_and_coloured_dialogue(make_app: Any) ->
 
 
 async def test_a_stopped_reply_is_marked_and_progress_shows(make_app: Any) -> None:
-    gate = threading.Event()
-    backend = ScriptedBackend(["Aye, drink the tea while it is hot."], gate=gate, hold_after=2)
-    backend.progress_callback = None  # the backend takes a (processed, total) callback
+    gate, reading = threading.Event(), threading.Event()
+    backend = ScriptedBackend(["Aye, drink the tea while it is hot."], gate=gate, hold_after=2,
+                              reading_gate=reading)
     app = make_app(backend)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         await pilot.press(*"Hi", "enter")
-        while backend.progress_callback is None:
-            await pilot.pause(0.02)
-        # as the backend reports from its thread while it reads the prompt
-        reporter = threading.Thread(target=backend.progress_callback, args=(256, 1024))
-        reporter.start()
-        while reporter.is_alive():
-            await pilot.pause(0.02)
-        await pilot.pause()
         screen = app.chat_screen
+        label = screen.query_one("#reading-label", Static)
+        while " of " not in str(label.render()):  # the backend reports a quarter read
+            await pilot.pause(0.02)
+        total = len(backend.prompts[-1])
         assert screen.query_one("#reading").display
-        label = str(screen.query_one("#reading-label", Static).render())
-        assert "256 of 1,024" in label
+        assert f"{total // 4:,} of {total:,} tokens" in str(label.render())
+        assert screen.query_one("#reading-bar").percentage == (total // 4) / total
+        reading.set()
         while not backend.started.is_set():
             await pilot.pause(0.02)
+        await pilot.pause(0.1)
+        assert not screen.query_one("#reading").display  # text is coming: the bar is gone
         await pilot.press("escape")
         gate.set()
         await settle(app, pilot)
-        assert not screen.query_one("#reading").display
         assert "stopped" in views(app)[-1].meta
         saved = load_chat(app.session.chat_path).chat.messages[-1]
         assert saved.text == "Aye, drink" and saved.extra.get("rp_context_stopped") is True
-        assert backend.progress_callback is None  # unhooked after the turn
+        # unhooked after the turn
+        assert getattr(app.session, "on_progress", None) is None
+        assert backend.progress_callback is None
 
 
 async def test_narrow_terminal_folds_the_panel_and_keeps_the_newest_in_view(make_app: Any) -> None:

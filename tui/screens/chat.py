@@ -250,11 +250,12 @@ class ChatScreen(Screen[None]):
         self.generate(kind, speakers)
 
     def _hook_progress(self, callback: Any) -> None:
-        """Hand the backend a (processed, total) callback where it takes one."""
-        for target in (self.session, self.session.backend):
-            if target is not None and hasattr(target, "progress_callback"):
-                target.progress_callback = callback
-                return
+        """Hand the session (or a backend without one) a (processed, total) callback for the
+        prompt-reading bar."""
+        if hasattr(self.session, "on_progress"):
+            self.session.on_progress = callback
+        elif hasattr(self.session.backend, "progress_callback"):
+            self.session.backend.progress_callback = callback
 
     @work(thread=True, exclusive=True, group="generation", exit_on_error=False)
     def generate(self, kind: str, speakers: list[str | None]) -> None:
