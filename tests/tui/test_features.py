@@ -240,3 +240,26 @@ async def test_keys_can_be_remapped_in_settings(tiktoken_counter: Any) -> None:
         await pilot.press("ctrl+e")
         await settle(app, pilot)
         assert app.session.chat.messages[-1].swipes == ["First.", "Second."]
+
+
+async def test_memory_shows_in_the_side_panel_and_can_be_edited(make_app: Any) -> None:
+    from tui.screens import EditScreen
+    from tui.widgets import MemoryPanel
+
+    app = make_app(ScriptedBackend(["Aye."]))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press(*"Hi", "enter")
+        await settle(app, pilot)
+        panel = app.chat_screen.query_one(MemoryPanel)
+        assert "No memory yet" in str(panel.query_one("#memory-text").render())
+        app.chat_screen.action_edit_memory()
+        await pilot.pause()
+        assert isinstance(app.screen, EditScreen)  # the session's set_memory writes it
+        app.screen.query_one(TextArea).text = "Tess washed ashore; Wren took her in."
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        assert "Tess washed ashore" in str(panel.query_one("#memory-text").render())
+        stored = [m.extra.get("memory") for m in load_chat(app.session.chat_path).chat.messages]
+        assert "Tess washed ashore; Wren took her in." in stored
+        assert isinstance(app.focused, PromptInput)

@@ -531,7 +531,7 @@ class ChatScreen(Screen[None]):
             return
 
         def edited(text: str | None) -> None:
-            if text is not None and panel.save(self.session, text):
+            if text is not None and text != panel.text and panel.save(self.session, text):
                 self.notify("Memory saved.")
                 self.refresh_preview()
 

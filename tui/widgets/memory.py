@@ -16,9 +16,11 @@ EMPTY = "No memory yet: when old messages leave the context, a summary of them s
 
 def current_memory(session: Any) -> tuple[str, str | None]:
     """(summary text, id of the message holding it) of the newest stored summary; ("", None)."""
-    text = getattr(session, "memory", None)
-    if isinstance(text, str):
-        return text, None
+    memory = getattr(session, "memory", None)
+    if isinstance(memory, dict):  # the session's view: {text, message_id, covers, shown}
+        return str(memory.get("text") or ""), memory.get("message_id")
+    if isinstance(memory, str):
+        return memory, None
     try:
         from rp_context.memory import stored_memories
     except ImportError:
@@ -40,6 +42,7 @@ class MemoryPanel(Vertical):
         super().__init__(**kw)
         self.text = ""
         self.holder: str | None = None
+        self.can_write = False
 
     def compose(self) -> ComposeResult:
         yield Static("Memory", classes="title")
@@ -47,10 +50,17 @@ class MemoryPanel(Vertical):
 
     @property
     def editable(self) -> bool:
-        return bool(self.text)
+        return bool(self.text) or self.can_write
 
     def show_session(self, session: Any) -> None:
         self.text, self.holder = current_memory(session)
+        self.can_write = callable(getattr(session, "set_memory", None))
+        memory = getattr(session, "memory", None)
+        title = "Memory"
+        if isinstance(memory, dict) and self.text:
+            where = "in the prompt" if memory.get("shown") else "not in the prompt yet"
+            title = f"Memory · {memory.get('covers', '?')} messages · {where}"
+        self.query_one(".title", Static).update(title)
         shown = self.text if len(self.text) <= 400 else self.text[:399] + "…"
         self.query_one("#memory-text", Static).update(shown or EMPTY)
 
