@@ -43,7 +43,41 @@ def import_llama_cpp() -> Any:
 
         _log_callback = _quiet
         llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
+    _no_amx_weights(llama_cpp)
     return llama_cpp
+
+
+EXTRA_BUFTS_ENV_VAR = "RP_CONTEXT_LLAMA_EXTRA_BUFTS"
+"""Set to 1 to let llama.cpp put weights in its extra CPU buffers (AMX, repack) on AMX CPUs."""
+
+
+def _no_amx_weights(llama_cpp: Any) -> None:
+    """On a CPU that reports AMX, load weights without llama.cpp's extra buffer types.
+
+    A `-march=native` build on such a CPU runs matrix products with AMX tiles, which die with
+    SIGILL where the hypervisor does not keep tile state (measured: SmolLM2's first eval in a
+    Firecracker VM). Without the extra buffers llama.cpp uses its plain CPU kernels.
+    """
+    if os.environ.get(EXTRA_BUFTS_ENV_VAR) == "1" or getattr(llama_cpp, "_rp_no_amx", False):
+        return
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            amx = " amx_tile" in f.read()
+    except OSError:
+        return
+    low = getattr(llama_cpp, "llama_cpp", llama_cpp)
+    default = getattr(low, "llama_model_default_params", None)
+    if not amx or default is None or not hasattr(default(), "use_extra_bufts"):
+        return
+
+    def params() -> Any:
+        p = default()
+        p.use_extra_bufts = False
+        return p
+
+    low.llama_model_default_params = params
+    llama_cpp.llama_model_default_params = params
+    llama_cpp._rp_no_amx = True
 
 
 def load_llama(path: str | Path, **kwargs: Any) -> Any:
