@@ -64,14 +64,15 @@ def prepare(args: argparse.Namespace, *, backend: Any = None, counter: Any = Non
                     chat=Path(args.chat) if args.chat else None, server=args.server,
                     reserve=args.reserve)
     session = None
-    if not named and not args.new and (state.cards or state.roster):
+    if not named and (state.cards or state.roster):  # where you left off (--new: a new chat)
+        chat = Path(state.chat) if state.chat and not args.new else None
         last = ChatSpec(cards=tuple(state.cards), roster=state.roster,
                         persona=args.persona or state.persona, preset=args.preset or state.preset,
-                        budget=args.budget,
-                        chat=Path(state.chat) if state.chat and Path(state.chat).exists() else None,
+                        budget=args.budget, chat=chat if chat and chat.exists() else None,
                         server=args.server, reserve=args.reserve)
         try:
-            session = open_session(last, settings, backend=backend, counter=counter)
+            session = open_session(last, settings, backend=backend, counter=counter,
+                                   fresh=args.new)
             spec = last
         except RPContextError as exc:
             problems.append(f"could not reopen your last chat ({exc}); opened the default")

@@ -46,6 +46,10 @@ async def test_reopening_where_you_left_off(make_app: Any, cards_dir: Path,
     assert session.chat_path == chat and session.members == ["Tobias Marrow"]
     assert session.user == "Sam Ashdown" and session.setup.name == "chatml"
     assert [m.text for m in session.chat.messages][-2:] == ["Hello Tobias", "Aye."]
+    # --new: a new chat with the same character
+    kwargs = prepare(_args("--new"), backend=ScriptedBackend([]), counter=tiktoken_counter)
+    assert kwargs["session"].members == ["Tobias Marrow"] and kwargs["session"].chat_path != chat
+    assert len(kwargs["session"].chat.messages) == 1
     # a chat that was deleted since: the character's latest (or a new) chat opens, no error
     chat.unlink()
     kwargs = prepare(_args(), backend=ScriptedBackend([]), counter=tiktoken_counter)
