@@ -3,11 +3,14 @@
 File layout: the magic line `RPKV1\\n`, an 8-byte little-endian header length, a JSON header
 (format, the model's identity, cache settings, the token ids the state holds), then the raw
 sequence state from llama.cpp. Written atomically. A file that does not match the loaded model
-and settings is refused with `KVStateMismatch`, which the backend turns into a normal run.
+and settings is refused with `KVStateMismatch`, which the backend turns into a normal run (and
+a warning). A chat's state lives beside the chat, in `.kvstate/` (`chat_state_path`); that
+folder is kept under a size limit, oldest states first (`prune`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import struct
@@ -18,11 +21,26 @@ from pydantic import BaseModel, ValidationError
 
 from ..atomic import write_bytes_atomic
 
-__all__ = ["KVStateHeader", "KVStateMismatch", "model_fingerprint", "write_state", "read_state"]
+__all__ = [
+    "KVStateHeader",
+    "KVStateMismatch",
+    "model_fingerprint",
+    "write_state",
+    "read_state",
+    "chat_state_path",
+    "prune",
+    "STATE_DIR",
+    "DEFAULT_LIMIT_MB",
+]
 
 MAGIC = b"RPKV1\n"
-FORMAT = 1
+FORMAT = 2
 _FINGERPRINT_BYTES = 4 * 1024 * 1024
+STATE_DIR = ".kvstate"
+"""Folder beside the chat files that holds their KV states."""
+SUFFIX = ".rpkv"
+DEFAULT_LIMIT_MB = 4096
+"""Default size limit of one `.kvstate` folder; the oldest states go first."""
 
 
 class KVStateMismatch(Exception):
@@ -38,6 +56,7 @@ class KVStateHeader(BaseModel):
     n_ctx: int
     type_k: int
     type_v: int
+    flash_attn: bool = False
     tokens: list[int]
 
 
@@ -80,3 +99,31 @@ def read_state(path: str | Path, expect: dict[str, Any]) -> tuple[KVStateHeader,
         if got != want:
             raise KVStateMismatch(f"{p}: {key} is {got!r}, this backend has {want!r}")
     return header, data[start + n :]
+
+
+def chat_state_path(chat_path: str | Path) -> Path:
+    """Where the KV state of the chat saved at `chat_path` lives: `.kvstate/NAME.rpkv` beside it."""
+    p = Path(chat_path)
+    return p.parent / STATE_DIR / (p.name + SUFFIX)
+
+
+def prune(folder: str | Path, limit_bytes: int, *, keep: Path | None = None) -> list[Path]:
+    """Delete the oldest state files in `folder` until they total at most `limit_bytes`
+    (never `keep`, the one just written); returns the deleted paths."""
+    files = []
+    for f in Path(folder).glob(f"*{SUFFIX}"):
+        with contextlib.suppress(OSError):
+            st = f.stat()
+            files.append((st.st_mtime, st.st_size, f))
+    total = sum(size for _, size, _ in files)
+    removed: list[Path] = []
+    for _, size, f in sorted(files, key=lambda t: t[0]):
+        if total <= limit_bytes:
+            break
+        if keep is not None and f.resolve() == keep.resolve():
+            continue
+        with contextlib.suppress(OSError):
+            f.unlink()
+            total -= size
+            removed.append(f)
+    return removed

@@ -108,7 +108,10 @@ class LlamaServer:
             self.options.slot_save_path.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab") if self.log_path else None
         cmd = [sys.executable, "-m", "rp_context.backends.llamaserver", *self.options.argv()]
-        self._proc = subprocess.Popen(cmd, stdout=self._log or subprocess.DEVNULL,
+        env = dict(os.environ)  # the child imports this same rp_context, installed or not
+        root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        self._proc = subprocess.Popen(cmd, stdout=self._log or subprocess.DEVNULL, env=env,
                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + self.startup_timeout
         while True:

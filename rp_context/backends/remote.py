@@ -89,6 +89,7 @@ class RemoteBackend:
         self._n_ctx: int | None = None
         self._props: dict[str, Any] | None = None
         self._pool: Any = None
+        self._restored = 0
 
     @property
     def name(self) -> str:
@@ -316,6 +317,7 @@ class RemoteBackend:
             t_end = time.perf_counter()
             res = self._result(p, shown, chunks, reason, usage, timings, t0, t_first, t_end,
                                exact_counts and reason != "error")
+            restored, self._restored = restored or self._restored, 0
             if restored:
                 res.metrics.restored_tokens = restored
             holder.append(res)
@@ -419,7 +421,7 @@ class RemoteBackend:
         twin = object.__new__(RemoteBackend)
         twin.__dict__.update(self.__dict__)
         twin.chat, twin.last_result, twin.warnings = chat, None, []
-        twin._reported = set()
+        twin._reported, twin._restored = set(), 0
         return twin
 
     def _slot_for(self, body: dict[str, Any]) -> Any:
@@ -440,7 +442,8 @@ class RemoteBackend:
         """Load this chat's saved slot file into a slot, if the server has one; tokens restored."""
         if self.chat is None or self.kind != "llama.cpp" or self.pool is None:
             return 0
-        return self.pool.prefetch(self.chat)
+        self._restored = self.pool.prefetch(self.chat)
+        return self._restored
 
     def close(self) -> None:
         self._client.close()
