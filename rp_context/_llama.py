@@ -6,6 +6,7 @@ import atexit
 import contextlib
 import ctypes
 import os
+import warnings
 import weakref
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ def import_llama_cpp() -> Any:
 
         _log_callback = _quiet
         llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
+    _guard_chat_templates(llama_cpp)
     _no_amx_weights(llama_cpp)
     return llama_cpp
 
@@ -78,6 +80,36 @@ def _no_amx_weights(llama_cpp: Any) -> None:
     low.llama_model_default_params = params
     llama_cpp.llama_model_default_params = params
     llama_cpp._rp_no_amx = True
+
+
+_FALLBACK_TEMPLATE = "{% for m in messages %}{{ m['content'] }}\n{% endfor %}"
+
+
+def _guard_chat_templates(llama_cpp: Any) -> None:
+    """llama-cpp-python compiles every chat template in a GGUF while it loads the model, so a
+    template with a syntax error, or `9**(9**10)` that Jinja folds at compile time, would crash
+    or hang every load. rp-context checks each one under its own limits first; a bad one is
+    replaced by a plain template for llama-cpp-python (rp-context renders prompts itself and
+    falls back to a built-in family), with a warning."""
+    formats = getattr(llama_cpp, "llama_chat_format", None)
+    original = getattr(formats, "Jinja2ChatFormatter", None)
+    if original is None or getattr(original, "_rp_guarded", False):
+        return
+
+    class GuardedFormatter(original):  # type: ignore[misc, valid-type]
+        _rp_guarded = True
+
+        def __init__(self, template: str, *args: Any, **kwargs: Any) -> None:
+            from .templates.jinja import template_problem
+
+            problem = template_problem(template)
+            if problem is not None:
+                warnings.warn(f"the model's chat template is unusable ({problem}); "
+                              "rp-context uses a built-in template family", stacklevel=2)
+                template = _FALLBACK_TEMPLATE
+            super().__init__(template, *args, **kwargs)
+
+    formats.Jinja2ChatFormatter = GuardedFormatter
 
 
 def load_llama(path: str | Path, **kwargs: Any) -> Any:

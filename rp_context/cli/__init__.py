@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 
 from ..errors import RPContextError
@@ -46,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      line: str | None = None) -> str:
+    return f"warning: {' '.join(str(message).split())}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `rp-context`; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -55,16 +61,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_app(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
+    warnings.formatwarning = _one_line_warning
     try:
         code = int(args.func(args) or 0)
     except RPContextError as exc:
         print(f"rp-context: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        return 0
+    except OSError as exc:  # the file system said no (a name too long, a full disk): one line
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"rp-context: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (RecursionError, MemoryError) as exc:
+        print(f"rp-context: error: the input is too large or nested too deeply ({type(exc).__name__})",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
     return code
 
 

@@ -8,8 +8,10 @@ content replaced by a unique placeholder: the text between placeholders is the s
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import threading
 from collections.abc import Iterable
 from datetime import datetime
 from functools import cached_property
@@ -19,7 +21,8 @@ from typing import Any
 import jinja2
 from jinja2 import nodes
 from jinja2.ext import Extension
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
+from jinja2.utils import Namespace
 
 from ..errors import TemplateError
 from ..tokens import TextPart
@@ -47,6 +50,172 @@ def _tojson(x: Any, ensure_ascii: bool = False, indent: Any = None, separators: 
 
 def _raise(message: str) -> None:
     raise TemplateError(message)
+
+
+# --- limits: a hostile template (a GGUF's, a .jinja file) errors out, never hangs ----------------
+MAX_OUTPUT_CHARS = 8 * 1024 * 1024
+"""Longest render, and longest string or list a template may build."""
+MAX_STEPS = 200_000
+"""Loop iterations plus calls (filters, methods, macros) in one render."""
+MAX_INT_BITS = 4096
+"""Largest integer a template may compute (`9**(9**10)` is refused, not folded for minutes)."""
+MAX_DEPTH = 200
+"""Deepest macro recursion."""
+
+
+class _Limit(TemplateError):
+    """A template ran past one of the limits above."""
+
+
+class _Budget(threading.local):
+    steps = 0
+    depth = 0
+
+
+def _size_of(value: Any) -> int | None:
+    return len(value) if isinstance(value, (str, list, tuple)) else None
+
+
+def _check_binop(operator: str, left: Any, right: Any) -> None:
+    """Refuse `*`, `**` and `+` whose result would be too large, before computing it."""
+    ints = all(isinstance(v, int) for v in (left, right))
+    if operator == "**" and ints:
+        bits = max(abs(left), 1).bit_length() * max(right, 0)
+        if bits > MAX_INT_BITS:
+            raise _Limit(f"the template computes {left} ** {right}, past {MAX_INT_BITS}-bit integers")
+    elif operator == "*" and ints:
+        if abs(left).bit_length() + abs(right).bit_length() > MAX_INT_BITS:
+            raise _Limit(f"the template computes an integer past {MAX_INT_BITS} bits")
+    elif operator == "*":
+        size = _size_of(left) if isinstance(right, int) else _size_of(right) if isinstance(left, int) else None
+        times = right if isinstance(right, int) else left
+        if size is not None and size * max(times, 0) > MAX_OUTPUT_CHARS:
+            raise _Limit(f"the template builds a value past {MAX_OUTPUT_CHARS:,} characters")
+    elif operator == "+":
+        a, b = _size_of(left), _size_of(right)
+        if a is not None and b is not None and a + b > MAX_OUTPUT_CHARS:
+            raise _Limit(f"the template builds a value past {MAX_OUTPUT_CHARS:,} characters")
+        if ints and max(abs(left), abs(right)).bit_length() > MAX_INT_BITS:
+            raise _Limit(f"the template computes an integer past {MAX_INT_BITS} bits")
+
+
+class _LimitedSandbox(ImmutableSandboxedEnvironment):
+    """transformers' sandbox plus limits on work, sizes, integers and recursion. Intercepting
+    `*`, `**` and `+` also stops Jinja from folding `9**(9**10)` while it compiles."""
+
+    intercepted_binops = frozenset({"*", "**", "+"})
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.budget = _Budget()
+        self.globals["range"] = self._range
+        self.globals["namespace"] = _LimitedNamespace
+        self.filters = {name: self._guarded(f) for name, f in self.filters.items()}
+
+    def _guarded(self, f: Any) -> Any:
+        """A filter that counts as a step and refuses huge arguments (`'a'|center(10**9)`)."""
+
+        @functools.wraps(f)  # keeps Jinja's pass_context/pass_environment marks
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            self.tick()
+            self.check_args(args, kwargs)
+            return f(*args, **kwargs)
+
+        return guarded
+
+    @staticmethod
+    def check_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        for arg in (*args, *kwargs.values()):
+            if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > MAX_OUTPUT_CHARS:
+                raise _Limit(f"the template passes the number {arg} to a call; too large")
+            if (_size_of(arg) or 0) > MAX_OUTPUT_CHARS:
+                raise _Limit(f"the template passes a value past {MAX_OUTPUT_CHARS:,} characters")
+
+    def tick(self, n: int = 1) -> None:
+        self.budget.steps += n
+        if self.budget.steps > MAX_STEPS:
+            raise _Limit(f"the template ran past {MAX_STEPS:,} steps (loops and calls)")
+
+    def _range(self, *args: int) -> Any:
+        for arg in args:
+            if isinstance(arg, int) and abs(arg) > MAX_OUTPUT_CHARS:
+                raise _Limit(f"range({arg}) is too long")
+        for item in safe_range(*args):
+            self.tick()
+            yield item
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        _check_binop(operator, left, right)
+        return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        __self.tick()
+        __self.check_args(args, kwargs)
+        budget = __self.budget
+        budget.depth += 1
+        try:
+            if budget.depth > MAX_DEPTH:
+                raise _Limit(f"the template recurses deeper than {MAX_DEPTH} calls")
+            return super().call(__context, __obj, *args, **kwargs)
+        finally:
+            budget.depth -= 1
+
+
+class _LimitedNamespace(Namespace):
+    """`namespace()` whose attributes cannot hold a value past the size limit (doubling loops)."""
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        if (_size_of(value) or 0) > MAX_OUTPUT_CHARS:
+            raise _Limit(f"the template builds a value past {MAX_OUTPUT_CHARS:,} characters")
+        if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+            raise _Limit(f"the template computes an integer past {MAX_INT_BITS} bits")
+        super().__setitem__(name, value)
+
+
+def _const(node: nodes.Node) -> Any:
+    """The value of a constant arithmetic expression, computed under the limits; None if it is not
+    one. Catches what Jinja's own compiler (llama-cpp-python's) would fold at load time."""
+    ops = {nodes.Pow: "**", nodes.Mul: "*", nodes.Add: "+"}
+    if isinstance(node, nodes.Const):
+        return node.value
+    if isinstance(node, (nodes.Neg, nodes.Pos)):
+        inner = _const(node.node)
+        return -inner if isinstance(node, nodes.Neg) and isinstance(inner, (int, float)) else inner
+    if isinstance(node, nodes.BinExpr):
+        left, right = _const(node.left), _const(node.right)
+        if left is None or right is None:
+            return None
+        op = ops.get(type(node))
+        if op is not None:
+            _check_binop(op, left, right)
+        try:
+            return node.as_const(nodes.EvalContext(_PLAIN_ENV))
+        except Exception:  # noqa: BLE001 - not foldable (1/0, 'a' - 1): Jinja leaves it too
+            return None
+    return None
+
+
+_PLAIN_ENV = jinja2.Environment()
+
+
+def template_problem(source: str) -> str | None:
+    """Why a chat template cannot be used safely (syntax error, or a constant expression too
+    large to compute), or None. Parses under the limits; never renders, never folds."""
+    env = _LimitedSandbox(extensions=[_GenerationTag, "jinja2.ext.loopcontrols"])
+    try:
+        tree = env.parse(source)
+    except jinja2.TemplateSyntaxError as exc:
+        return f"Jinja syntax error at line {exc.lineno}: {exc.message}"
+    except (RecursionError, MemoryError):
+        return "the template is nested too deeply"
+    try:
+        for node in tree.find_all(nodes.BinExpr):
+            _const(node)
+    except _Limit as exc:
+        return str(exc)
+    except RecursionError:
+        return "the template is nested too deeply"
+    return None
 
 
 class JinjaTemplate:
@@ -94,7 +263,7 @@ class JinjaTemplate:
 
     @cached_property
     def _compiled(self) -> jinja2.Template:
-        env = ImmutableSandboxedEnvironment(
+        env = _LimitedSandbox(
             trim_blocks=True,
             lstrip_blocks=True,
             extensions=[_GenerationTag, "jinja2.ext.loopcontrols"],
@@ -108,8 +277,12 @@ class JinjaTemplate:
             raise TemplateError(f"{self.name}: Jinja syntax error at line {exc.lineno}: {exc.message}") from exc
 
     def check_syntax(self) -> None:
-        """Raise TemplateError when the source is not valid Jinja."""
+        """Raise TemplateError when the source is not valid Jinja, or computes something past
+        the limits at compile time (what llama-cpp-python's Jinja would fold while loading)."""
         self._compiled  # noqa: B018 - compiling is the check
+        problem = template_problem(self.source)
+        if problem is not None:
+            raise TemplateError(f"{self.name}: {problem}")
 
     def _check_kept(self, skeleton: str, msgs: list[Message]) -> None:
         """Raise TemplateError when the render lacks a message's text (the template dropped it)."""
@@ -159,13 +332,28 @@ class JinjaTemplate:
             bos_token=self.bos_token,
             eos_token=self.eos_token,
         )
+        template = self._compiled
+        budget = template.environment.budget  # type: ignore[attr-defined]
+        budget.steps = budget.depth = 0
         try:
-            return self._compiled.render(**ctx)
+            out: list[str] = []
+            size = 0
+            for chunk in template.generate(**ctx):
+                size += len(chunk)
+                if size > MAX_OUTPUT_CHARS:
+                    raise _Limit(f"the render is longer than {MAX_OUTPUT_CHARS:,} characters")
+                out.append(chunk)
+            return "".join(out)
+        except _Limit as exc:
+            raise TemplateError(f"{self.name}: {exc}") from None
         except TemplateError:
             raise
         except jinja2.TemplateError as exc:
             raise TemplateError(f"{self.name}: {exc}") from exc
-        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        except RecursionError:
+            raise TemplateError(f"{self.name}: the template recurses too deeply") from None
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError, ArithmeticError,
+                MemoryError) as exc:
             raise TemplateError(f"{self.name}: the template failed ({type(exc).__name__}: {exc})") from exc
 
     def render(
