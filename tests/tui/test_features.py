@@ -263,3 +263,19 @@ async def test_memory_shows_in_the_side_panel_and_can_be_edited(make_app: Any) -
         stored = [m.extra.get("memory") for m in load_chat(app.session.chat_path).chat.messages]
         assert "Tess washed ashore; Wren took her in." in stored
         assert isinstance(app.focused, PromptInput)
+
+
+async def test_reasoning_folds_under_the_reply(make_app: Any) -> None:
+    from textual.widgets import Collapsible
+
+    app = make_app(ScriptedBackend(["<think>She is cold; offer tea.</think>Drink this."]))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press(*"Hi", "enter")
+        await settle(app, pilot)
+        m = app.session.chat.messages[-1]
+        assert m.text == "Drink this." and m.extra["reasoning"] == "She is cold; offer tea."
+        view = views(app)[-1]
+        block = view.query_one(Collapsible)
+        assert block.collapsed and "Reasoning" in block.title
+        assert view.text == "Drink this."

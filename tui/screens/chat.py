@@ -275,12 +275,15 @@ class ChatScreen(Screen[None]):
                 view = call(self._begin, turn)
                 buf: list[str] = []
                 last = 0.0  # the first piece shows at once; later ones are coalesced
-                for piece in turn:
+                for piece, thought in _pieces(turn):
                     buf.append(piece)
                     if worker.is_cancelled:
                         turn.cancel()
                     now = time.monotonic()
-                    if now - last >= FLUSH_SECONDS:
+                    if thought and now - last >= FLUSH_SECONDS:
+                        call(self._thinking, turn.speaker, thought)
+                        last = now
+                    elif buf and now - last >= FLUSH_SECONDS:
                         call(self._stream, view, "".join(buf))
                         buf.clear()
                         last = now
@@ -303,6 +306,11 @@ class ChatScreen(Screen[None]):
         self.query_one("#reading-label", Static).update(
             f"Reading the prompt: {done:,} of {total:,} tokens (Esc stops)")
         self.query_one("#reading-bar", ProgressBar).update(total=total, progress=done)
+
+    def _thinking(self, speaker: str, chars: int) -> None:
+        """A reasoning model is in its thinking block: say so (it folds under the reply later)."""
+        self.query_one("#reading").display = False
+        self._status(f"{speaker} is thinking… ({chars:,} characters so far)")
 
     async def _begin(self, turn: Turn) -> MessageView | None:
         self._status(f"{turn.speaker} is writing…")
@@ -645,6 +653,20 @@ class ChatScreen(Screen[None]):
         self._update_roster()
         self.refresh_preview()
         self.notify(f"{member} {'can speak again' if muted else 'is muted'}.")
+
+
+def _pieces(turn: Any) -> Any:
+    """(text, reasoning characters so far) as a turn streams; text is "" while it reasons.
+    Turns without reasoning support stream text only."""
+    deltas = getattr(turn, "deltas", None)
+    if deltas is None:
+        for piece in turn:
+            yield piece, 0
+        return
+    thought = 0
+    for delta in deltas():
+        thought += len(delta.reasoning)
+        yield delta.text, thought if delta.reasoning and not delta.text else 0
 
 
 def _reasoning(m: ChatMessage) -> dict[str, Any]:
