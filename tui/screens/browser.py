@@ -53,13 +53,17 @@ class ChatBrowserScreen(ModalScreen[Path | None]):
         table = self.query_one(DataTable)
         table.clear()
         self.chats = list_chats(self.folder)
+        width = min(100, self.app.size.width) - 16  # the dialog less borders and cell padding
+        name_w = max(16, min(44, width // 3))
+        date_fmt, date_w = ("%Y-%m-%d %H:%M", 16) if width > 80 else ("%m-%d %H:%M", 11)
+        last_w = max(12, width - name_w - date_w - 6)
         for c in self.chats:
-            name = c.name + ("  (open)" if c.path == self.current else "")
+            name = c.name + (" (open)" if c.path == self.current else "")
             if c.parent:
-                name += f"  ← {c.parent}"
+                name += f" ← {c.parent}"
             last = f"{c.last_speaker}: {c.last_line}" if c.last_speaker else c.last_line
-            table.add_row(_cut(name, 44), f"{c.modified:%Y-%m-%d %H:%M}", str(c.messages),
-                          _cut(last, 60), key=str(c.path))
+            table.add_row(_cut(name, name_w), f"{c.modified:{date_fmt}}", str(c.messages),
+                          _cut(last, last_w), key=str(c.path))
         if not self.chats:
             self.query_one(".hint", Static).update("No saved chats yet. Esc closes.")
 
