@@ -160,3 +160,20 @@ async def test_broken_settings_start_anyway_and_offer_the_fix(tiktoken_counter: 
     settings_path().write_text("context: [unclosed\n", encoding="utf-8")
     kwargs = prepare(_args(), backend=ScriptedBackend([]), counter=tiktoken_counter)
     assert kwargs["settings"] == Settings() and "settings.yaml" in kwargs["problems"][0]
+
+
+async def test_up_and_down_move_between_messages(make_app: Any) -> None:
+    app = make_app(ScriptedBackend(["A reply."]))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press(*"Hi", "enter")
+        await settle(app, pilot)
+        shown = views(app)
+        await pilot.press("up", "up", "up")
+        assert app.focused is shown[0]
+        await pilot.press("up")  # the first stays selected
+        assert app.focused is shown[0]
+        await pilot.press("down")
+        assert app.focused is shown[1]
+        await pilot.press("down", "down")  # past the newest: back to typing
+        assert isinstance(app.focused, PromptInput)

@@ -586,6 +586,9 @@ class ChatScreen(Screen[None]):
         if event.action == "leave":
             self.query_one(PromptInput).focus()
             return
+        if event.action == "move":
+            self._move_selection(event.control, event.step)
+            return
         if self.generating:
             self.notify("Wait for the reply to finish (Esc stops it).", severity="warning")
             return
@@ -604,6 +607,16 @@ class ChatScreen(Screen[None]):
         elif event.action == "edit":
             self.app.push_screen(EditScreen(f"Edit {m.name or m.role}'s message", m.text),
                                  lambda text: self._edited(mid, text))
+
+    def _move_selection(self, view: Any, step: int) -> None:
+        """↑/↓ between messages; ↓ past the newest goes back to typing."""
+        views = self._views()
+        i = views.index(view) + step if view in views else len(views)
+        if i >= len(views):
+            self.query_one(PromptInput).focus()
+        elif i >= 0:
+            views[i].focus()
+            views[i].scroll_visible(animate=False)
 
     def ask_delete(self, message_id: str) -> None:
         m = self.session.chat.find(message_id)

@@ -51,17 +51,25 @@ class MessageView(Vertical, can_focus=True):
         Binding("b", "branch", "Branch"),
         Binding("left", "swipe(-1)", "Swipe ←", show=False),
         Binding("right", "swipe(1)", "Swipe →", show=False),
+        Binding("up", "move(-1)", "Previous", show=False),
+        Binding("down", "move(1)", "Next", show=False),
         Binding("escape", "leave", "Back to typing"),
     ]
 
     class Action(Message):
         """The user asked for `action` (edit, delete, branch, swipe, leave) on `message_id`."""
 
-        def __init__(self, message_id: str, action: str, step: int = 0) -> None:
+        def __init__(self, message_id: str, action: str, step: int = 0,
+                     view: MessageView | None = None) -> None:
             super().__init__()
             self.message_id = message_id
             self.action = action
             self.step = step
+            self.view = view
+
+        @property
+        def control(self) -> MessageView | None:
+            return self.view
 
     def __init__(self, message_id: str | None, speaker: str, text: str, *, role: str,
                  swipe: tuple[int, int] | None = None, meta: str = "",
@@ -148,6 +156,9 @@ class MessageView(Vertical, can_focus=True):
 
     def action_swipe(self, step: int) -> None:
         self._post("swipe", step)
+
+    def action_move(self, step: int) -> None:
+        self.post_message(self.Action(self.message_id or "", "move", step, view=self))
 
     def action_leave(self) -> None:
         self.post_message(self.Action(self.message_id or "", "leave"))
