@@ -21,7 +21,7 @@ __all__ = ["Finding", "TemplateReport", "check_template", "check_model"]
 Status = Literal["ok", "problem", "note", "skipped"]
 
 # Marker-looking text a template writes: <|x|>, <x_y>, [INST], <｜x｜> (DeepSeek's full-width bars).
-_MARKER = re.compile(r"<\|[^|<>\s]{1,40}\|>|<｜[^｜]{1,40}｜>|</?[a-z][a-z0-9_]{1,30}>|\[/?[A-Z][A-Z_]{1,30}\]")
+_MARKER = re.compile(r"<\|[^|<>\s]{1,40}\|>|<｜[^｜]{1,40}｜>|</?[a-z][a-z0-9_]{0,30}>|\[/?[A-Z][A-Z_]{1,30}\]")
 _CONV = [
     Message("system", "You are Wren."),
     Message("user", "Hello there."),

@@ -151,10 +151,11 @@ def test_llamacpp_detection_is_llamacpps() -> None:
     conv = [Message(r, c) for r, c in data["_meta"]["conversation"]]
     checked = 0
     for case in data["cases"]:
-        if "extra_conversation" in case:
-            continue
         name = llamacpp_detect(case["template_str"])
         assert name is not None, case["name"]
-        assert llamacpp_apply_template(name, conv, True) == case["expected_output"], case["name"]
+        if "(tool call)" in case["name"]:  # tool messages were appended: our part is the start
+            assert case["expected_output"].startswith(llamacpp_apply_template(name, conv, False))
+        else:
+            assert llamacpp_apply_template(name, conv, True) == case["expected_output"], case["name"]
         checked += 1
     assert checked >= 30
