@@ -23,6 +23,7 @@ from .flatten import FlatPrompt
 from .memory import StoredMemory, choose_memory, memory_text
 from .policy import BudgetPolicy
 from .segments import SECTION_OF, Section, Segment, SegmentKind, Tier
+from .templates.costs import label_text
 from .tokens import TextPart, TokenCounter, common_prefix
 
 __all__ = ["BudgetPolicy", "BudgetReport", "FittedPrompt", "fit_prompt"]
@@ -211,7 +212,7 @@ def fit_prompt(
     example_ids = {id(s) for s in examples}
     fixed_tokens = cost.units([s for s in head if id(s) not in example_ids]) + cost.units(tail)
     fixed_tokens += cost.header + cost.bos
-    example_tokens = cost.units(examples)
+    example_tokens = cost.units(examples, inside=True)
     if fixed_tokens > budget:
         raise BudgetError(_overflow_message(budget, fixed_tokens), _section_breakdown(head + tail, cost))
 
@@ -224,7 +225,9 @@ def fit_prompt(
     base = fixed_tokens + (example_tokens if policy.examples != "never" else 0)
     cost.prepare(history)
     full_tokens = _plain_total(history, cost)
-    whole = _fits_whole(assembled, head, history, tail, counter, budget, base + full_tokens, add_bos)
+    whole = None
+    if policy.examples != "never" or not examples:  # "never" is a choice, not a reduction
+        whole = _fits_whole(assembled, head, history, tail, counter, budget, base + full_tokens, add_bos)
     if whole is not None:
         final, flat, ids = whole
         return _finish(final, flat, ids, _Plan(), assembled, counter, counts, n_ctx, reserve,
@@ -320,7 +323,7 @@ def fit_prompt(
         room = budget - fixed_tokens - history_now - memory_tokens
         kept_examples = []
         for block in _example_blocks(examples):
-            block_cost = cost.units(block)
+            block_cost = cost.units(block, inside=True)
             if block_cost > room:
                 break
             kept_examples.extend(block)
@@ -331,7 +334,8 @@ def fit_prompt(
         examples_dropped = sorted({s.extra.get("example_block", s.id) for s in examples if id(s) not in kept_set})
         reductions.append("examples")
 
-    # Build, then check the exact count; evict one more chunk while it is over (estimates drift).
+    # Build, then check the exact count; while it is over (the estimate is ~1% off), evict the
+    # oldest unpinned turn, so what fits stays.
     while True:
         final = _compose([*head, *memory_segs], tail, kept_examples, kept_chunks, tiers)
         flat = _flatten(assembled, final)
@@ -340,8 +344,9 @@ def fit_prompt(
             break
         if any(not t.pinned for ch in kept_chunks for t in ch):
             first = next(i for i, ch in enumerate(kept_chunks) if any(not t.pinned for t in ch))
-            evicted.extend(t for t in kept_chunks[first] if not t.pinned)
-            keep = [t for t in kept_chunks[first] if t.pinned]
+            gone = next(t for t in kept_chunks[first] if not t.pinned)
+            evicted.append(gone)
+            keep = [t for t in kept_chunks[first] if t is not gone]
             kept_chunks = [*kept_chunks[:first], *([keep] if keep else []), *kept_chunks[first + 1:]]
             tiers = tiers_for(kept_chunks)
             if "eviction" not in reductions:
@@ -361,7 +366,7 @@ def fit_prompt(
     if tiers:
         reductions.append("stripping")
     canonical = ["batching", "consolidation", "stripping", "examples", "eviction"]
-    estimate = (fixed_tokens + cost.units(kept_examples) + cost.units(memory_segs)
+    estimate = (fixed_tokens + cost.units(kept_examples, inside=True) + cost.units(memory_segs)
                 + history_tokens(kept_chunks, tiers))
     plan = _Plan(
         reductions=[r for r in canonical if r in reductions], batched=batched,
@@ -780,15 +785,28 @@ class _Costs:
         self.names = [self.name(s) for s in history]
         self.labels = [n if n and self.rules.shows(s.role, s.name) else 0
                        for s, n in zip(history, self.names, strict=True)]
+        # A message's text is priced inside its own turn (markers and label around it), so the
+        # merges at its edges count as the prompt spends them; the sum stays within ~1%.
+        frames, alone = self.rules.frames, self.rules.alone
+        for i, s in enumerate(history):
+            if s.kind is _MESSAGE and s.text and s.role in frames:
+                pre, post = frames[s.role]
+                label = label_text(s.name) if self.labels[i] and s.name else ""
+                turn = self.counts.count_parts([TextPart(pre, True), TextPart(label + s.text),
+                                                TextPart(post, True)])
+                self.texts[i] = max(0, turn - alone[s.role] - self.labels[i])
 
     def text(self, s: Segment) -> int:
         return self.counts.count(s.text, s.special) if s.text else 0
 
     def name(self, s: Segment) -> int:
-        """Tokens of the message's `Name: ` wherever it is written (batches, markers tier)."""
+        """Tokens of the message's `Name: ` wherever it is written (batches, markers tier),
+        measured before its own text (the label's space merges with the first word)."""
         if not s.name or s.kind is not _MESSAGE:
             return 0
-        return self.rules.label(s.name)
+        if not s.text:
+            return self.rules.label(s.name)
+        return max(0, self.counts.count(label_text(s.name) + s.text) - self.text(s))
 
     def label(self, s: Segment) -> int:
         """Tokens of the label the renderer writes on this segment's own turn (the one rule)."""
@@ -796,20 +814,33 @@ class _Costs:
             return 0
         return self.rules.label(s.name) if self.rules.shows(s.role, s.name) else 0
 
-    def units(self, segs: Sequence[Segment]) -> int:
+    def units(self, segs: Sequence[Segment], *, inside: bool = False) -> int:
         """Tokens of head or tail segments rendered as turns: text, labels, one set of markers
-        per turn (segments sharing a block are one turn; raw text has none)."""
+        per turn (segments sharing a block are one turn; raw text has none). `inside`: the
+        first segments continue a block opened before them (examples in the story block)."""
         total = 0
-        last_block: str | None = None
-        last_role: str | None = None
+        last_block: str | None = segs[0].block if inside and segs else None
+        last_role: str | None = segs[0].role if inside and segs else None
+        run: list[TextPart] = []  # text of one turn (or raw run), counted joined as rendered
         for s in segs:
             if s.kind is SegmentKind.GENERATION_HEADER:
                 continue
-            total += self.text(s) + self.label(s)
+            joins = s.role is None and last_role is None and last_block is None and s.block is None
+            if not (joins or (s.block is not None and s.block == last_block and s.role == last_role)):
+                total += self._run(run)
+                run = []
+            run.append(TextPart(s.text, s.special))
+            total += self.label(s)
             if s.role is not None and (s.block is None or s.block != last_block or last_role is None):
                 total += self.markers.get(s.role, 0)
             last_block, last_role = s.block, s.role
-        return total
+        return total + self._run(run)
+
+    def _run(self, parts: list[TextPart]) -> int:
+        parts = [p for p in parts if p.text]
+        if len(parts) <= 1:
+            return self.counts.count(parts[0].text, parts[0].special) if parts else 0
+        return self.counts.count_parts(parts)
 
 
 def _token_ids(flat: FlatPrompt, counter: TokenCounter, assembled: AssembledPrompt,

@@ -73,6 +73,11 @@ class TurnCosts:
     user: str
     char: str
     markers: dict[str, int] = field(default_factory=dict)
+    frames: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """role -> (structure before the text, structure after it) of a middle turn."""
+    alone: dict[str, int] = field(default_factory=dict)
+    """role -> markers of a turn tokenized on its own (`markers` is the cost of one more turn
+    after another, merges at the boundary included)."""
     header: int = 0
     _labels: dict[str, int] = field(default_factory=dict)
 
@@ -83,7 +88,14 @@ class TurnCosts:
         sample = self.count(_SAMPLE, False)
         for role in ("user", "assistant", "system"):
             parts = render_turn(t, Message(role, _SAMPLE), user=self.user, char=self.char)
-            n = self.count_parts(parts) - sample
+            at = next((i for i, p in enumerate(parts) if not p.special), len(parts))
+            self.frames[role] = ("".join(p.text for p in parts[:at] if p.special),
+                                 "".join(p.text for p in parts[at + 1:] if p.special))
+            one = self.count_parts(parts)
+            self.alone[role] = max(0, one - sample)
+            two = render_instruct(_middle(t), [Message(role, _SAMPLE)] * 2, add_generation_prompt=False,
+                                  user=self.user, char=self.char)
+            n = self.count_parts(two.parts) - one - sample
             if t.block_prefix and role == "assistant":
                 n -= self.count(t.block_prefix, True)  # a reply closes the block a turn opened
             self.markers[role] = max(0, n)
@@ -104,3 +116,12 @@ class TurnCosts:
             both = self.count(label_text(name) + _SAMPLE, False)
             n = self._labels[name] = max(0, both - self.count(_SAMPLE, False))
         return n
+
+
+def _middle(t: InstructTemplate) -> InstructTemplate:
+    """The template as it renders turns in the middle of a chat (no first/last sequences)."""
+    update: dict[str, object] = {"first_input_sequence": "", "first_output_sequence": "",
+                                 "last_input_sequence": "", "user_alignment_message": ""}
+    if t.system_role == "merge":
+        update["system_role"] = "native"
+    return t.model_copy(update=update)
