@@ -124,6 +124,12 @@ def instruct_from_model_template(spec: str) -> InstructTemplate:
     guess = detect_family(jinja.source, bos_token=jinja.bos_token or None,
                           eos_token=jinja.eos_token or None, template_name=jinja.name)
     if isinstance(guess.template, InstructTemplate):
-        return guess.template
+        from ..reasoning import switch_prefills
+
+        prefills = switch_prefills(jinja)  # the template's own thinking switch, as prefills
+        if not prefills:
+            return guess.template
+        reasoning = guess.template.reasoning.model_copy(update=prefills)
+        return guess.template.model_copy(update={"reasoning": reasoning})
     hint = f"; --preset {guess.nearest} is llama.cpp's nearest builtin" if guess.nearest else ""
     raise TemplateError(f"{spec}: cannot be used as an instruct template: {guess.reason}{hint}")

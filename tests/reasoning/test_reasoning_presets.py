@@ -100,3 +100,23 @@ def test_families_with_a_reasoning_shape(family, reply, reasoning, text) -> None
     splitter.feed(reply)
     splitter.finish()
     assert splitter.result()[:2] == (reasoning, text)
+
+
+def test_a_model_template_with_a_thinking_switch_gives_its_own_prefills(tmp_path: Path) -> None:
+    """Qwen3's own template writes an empty block when `enable_thinking` is false: a preset made
+    from that template (`--preset gguf:MODEL` / a .jinja file) writes the same when thinking is off."""
+    from rp_context.pipeline import load_setup
+
+    source = (
+        "{%- for m in messages %}{{- '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}"
+        "{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+        "{%- if enable_thinking is defined and enable_thinking is false %}"
+        "{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}{%- endif %}"
+    )
+    path = tmp_path / "qwen3-like.jinja"
+    path.write_text(source)
+    fmt = load_setup(str(path)).instruct.reasoning
+    assert fmt.off_prefill == "<think>\n\n</think>\n\n" and fmt.start_prefill == ""
+    plain = tmp_path / "plain.jinja"
+    plain.write_text(source.split("{%- if enable_thinking")[0] + "{%- endif %}")
+    assert load_setup(str(plain)).instruct.reasoning.off_prefill is None
