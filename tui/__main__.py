@@ -64,7 +64,7 @@ def prepare(args: argparse.Namespace, *, backend: Any = None, counter: Any = Non
                     chat=Path(args.chat) if args.chat else None, server=args.server,
                     reserve=args.reserve)
     session = None
-    if not named and (state.cards or state.roster):  # where you left off (--new: a new chat)
+    if not named and (state.cards or state.roster or state.chat):  # where you left off
         chat = Path(state.chat) if state.chat and not args.new else None
         last = ChatSpec(cards=tuple(state.cards), roster=state.roster,
                         persona=args.persona or state.persona, preset=args.preset or state.preset,

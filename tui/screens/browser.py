@@ -22,7 +22,8 @@ __all__ = ["ChatBrowserScreen"]
 
 
 class ChatBrowserScreen(ModalScreen[Path | None]):
-    """Pick a chat to open (Enter); r renames, d deletes (asks first); Esc closes."""
+    """Pick a chat to open (Enter); r renames, d deletes (asks first); Esc closes. ● marks the
+    open chat, ← the chat a branch came from."""
 
     BINDINGS = [
         Binding("escape", "dismiss_none", "Close"),
@@ -49,7 +50,8 @@ class ChatBrowserScreen(ModalScreen[Path | None]):
         self.refresh_list()
         table.focus()
 
-    def refresh_list(self) -> None:
+    def refresh_list(self, select: Path | None = None) -> None:
+        """List the chats again, the cursor on `select` when given."""
         table = self.query_one(DataTable)
         table.clear()
         self.chats = list_chats(self.folder)
@@ -58,7 +60,7 @@ class ChatBrowserScreen(ModalScreen[Path | None]):
         date_fmt, date_w = ("%Y-%m-%d %H:%M", 16) if width > 80 else ("%m-%d %H:%M", 11)
         last_w = max(12, width - name_w - date_w - 6)
         for c in self.chats:
-            name = c.name + (" (open)" if c.path == self.current else "")
+            name = ("● " if c.path == self.current else "") + c.name
             if c.parent:
                 name += f" ← {c.parent}"
             last = f"{c.last_speaker}: {c.last_line}" if c.last_speaker else c.last_line
@@ -66,6 +68,9 @@ class ChatBrowserScreen(ModalScreen[Path | None]):
                           _cut(last, last_w), key=str(c.path))
         if not self.chats:
             self.query_one(".hint", Static).update("No saved chats yet. Esc closes.")
+        paths = [c.path for c in self.chats]
+        if select in paths:
+            table.move_cursor(row=paths.index(select))
 
     def _selected(self) -> ChatInfo | None:
         table = self.query_one(DataTable)
@@ -94,7 +99,7 @@ class ChatBrowserScreen(ModalScreen[Path | None]):
             if chat.path == self.current:
                 self.current = target
                 self._follow_rename(target)
-            self.refresh_list()
+            self.refresh_list(select=target)
 
         self.app.push_screen(AskScreen("New name for this chat", chat.name), named)
 

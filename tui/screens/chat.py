@@ -362,7 +362,11 @@ class ChatScreen(Screen[None]):
                             message_id=m.id, meta=self._meta(m), **_reasoning(m))
         elif view is not None and turn.kind == "reply":
             await view.remove()
-            self.notify(f"{turn.speaker} gave an empty reply.", severity="warning")
+            if stopped:
+                self.notify("Stopped before the first word; nothing was added.", timeout=4)
+                stopped = False
+            else:
+                self.notify(f"{turn.speaker} gave an empty reply.", severity="warning")
         elif view is not None:  # an empty swipe or continuation: show the message as it is
             m = self.session.chat.messages[-1]
             await view.show(self.session.display_text(m),
@@ -425,6 +429,9 @@ class ChatScreen(Screen[None]):
                 turn.cancel()
             self.workers.cancel_group(self, "generation")
             self._status("stopping…")
+            if self.query_one("#reading").display:
+                self.query_one("#reading-label", Static).update(
+                    "Stopping: the model finishes the batch it is reading…")
         else:
             self.query_one(PromptInput).focus()
 
