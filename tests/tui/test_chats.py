@@ -56,6 +56,23 @@ async def test_reopening_where_you_left_off(make_app: Any, cards_dir: Path,
     assert kwargs["session"].members == ["Tobias Marrow"] and not kwargs["problems"]
 
 
+async def test_reopening_the_sample_characters_chat(make_app: Any, tiktoken_counter: Any) -> None:
+    app = make_app(ScriptedBackend(["Aye."]))  # nothing named: the sample card
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+n", "enter")  # a second chat, so "latest" alone is not enough
+        await settle(app, pilot)
+        newest = app.session.chat_path
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        older = next(c.path for c in app.screen.chats if c.path != newest)
+        app.screen.dismiss(older)
+        await settle(app, pilot)
+        assert app.session.chat_path == older
+    kwargs = prepare(_args(), backend=ScriptedBackend([]), counter=tiktoken_counter)
+    assert kwargs["session"].chat_path == older
+
+
 async def test_chat_browser_lists_opens_renames_and_deletes(make_app: Any) -> None:
     app = make_app(ScriptedBackend(["First chat reply.", "Second chat reply."]))
     async with app.run_test(size=(120, 40)) as pilot:
