@@ -1,4 +1,5 @@
-"""Write the README's screenshots (docs/chat.svg, docs/inspector.svg) from the real app.
+"""Write the README's screenshots (docs/chat.svg, inspector.svg, card-editor.svg, chats.svg)
+from the real app.
 
 The chat runs on the real ChatSession with a scripted reply (so the picture is the same every
 time) and the SmolLM2 tokenizer for exact counts:  .venv/bin/python scripts/screenshots.py
@@ -15,9 +16,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests" / "tui")]
 
-REPLY = ("*Wren snorts into her tea and pushes the biscuit tin across the table.* A **fool**, then. "
-         "Sit closer to the stove, you're dripping on my Ledger. Tell me where you sailed from, and "
-         "don't say Port Ellery: Tobias would have warned me.")
+REPLY = ("*Wren snorts into her tea and pushes the biscuit tin across the table.* \"A **fool**, "
+         "then. Sit closer to the stove, you're dripping on my Ledger.\" *She taps the book.* "
+         "\"Tell me where you sailed from, and don't say Port Ellery: Tobias would have warned me.\"")
 
 
 async def shoot(out: Path) -> None:
@@ -42,6 +43,22 @@ async def shoot(out: Path) -> None:
         await pilot.press("f2")
         await pilot.pause()
         app.save_screenshot(str(out / "inspector.svg"))
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("f8")
+        for _ in range(2):
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+        app.save_screenshot(str(out / "card-editor.svg"))
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("ctrl+n", "enter")  # a second chat, then the chat browser
+        for _ in range(2):
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        app.save_screenshot(str(out / "chats.svg"))
 
 
 def main() -> int:
@@ -49,7 +66,7 @@ def main() -> int:
     out.mkdir(exist_ok=True)
     os.environ["RP_CONTEXT_HOME"] = tempfile.mkdtemp(prefix="rp-chat-shots-")
     asyncio.run(shoot(out))
-    print(f"wrote {out / 'chat.svg'} and {out / 'inspector.svg'}")
+    print(f"wrote chat.svg, inspector.svg, card-editor.svg and chats.svg in {out}")
     return 0
 
 
