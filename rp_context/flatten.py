@@ -281,17 +281,14 @@ def _impersonate_header(
     t: InstructTemplate, *, user: str, char: str, group: bool, header: Segment
 ) -> list[Span]:
     """SillyTavern's impersonation header: the input sequence, plus the user's name per names behaviour."""
-    sep = "\n" if t.wrap else ""
-    seq = t.input_sequence
-    if t.macro:
-        seq = seq.replace("{{name}}", user).replace("{{user}}", user).replace("{{char}}", char)
     from .templates.costs import header_shows_label
+    from .templates.render import _rstrip_parts, append_structure, sequence_parts
 
+    sep = "\n" if t.wrap else ""
+    seq = sequence_parts(t, t.input_sequence, user, user, char, -1)  # names as content
     if header_shows_label(t, group=group):
-        return [
-            Span(TextPart(seq + sep, True, -1), header.id),
-            Span(TextPart(f"{user}:", False, -1), header.id),
-        ]
-    text = (seq.rstrip() if t.wrap else seq) + sep
-    return [Span(TextPart(text, True, -1), header.id)] if text else []
+        parts = [*append_structure(seq, sep, -1), TextPart(f"{user}:", False, -1)]
+    else:
+        parts = append_structure(_rstrip_parts(seq) if t.wrap else seq, sep, -1)
+    return [Span(p, header.id) for p in parts if p.text]
 

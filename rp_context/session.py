@@ -336,8 +336,10 @@ class ChatSession:
             n += 1
         return str(n)
 
-    def send(self, text: str) -> ChatMessage:
-        """Add the user's message and save."""
+    def send(self, text: str, *, check: bool = False, speaker: str | None = None) -> ChatMessage:
+        """Add the user's message and save. With `check`, the next reply's prompt is fitted first:
+        a refusal (the card does not fit the window, a broken template...) raises with the chat
+        unchanged and nothing written, so a retry never duplicates the message."""
         msg = ChatMessage(id=self._new_id(), name=self.user, role="user", text=text,
                           send_date=st_timestamp())
         self.chat.messages.append(msg)

@@ -7,6 +7,7 @@ the message it came from, so later stages can count and cache tokens per message
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -71,10 +72,44 @@ class ChatTemplate(Protocol):
     ) -> RenderedPrompt: ...
 
 
-def _macro(t: InstructTemplate, text: str, name: str, user: str, char: str) -> str:
+_NAME_MACRO = re.compile(r"(\{\{(?:name|user|char)\}\})")
+
+
+def sequence_parts(
+    t: InstructTemplate, text: str, name: str, user: str, char: str, source: int | None
+) -> list[TextPart]:
+    """A sequence (structure) with `{{name}}`, `{{user}}`, `{{char}}` filled in: the names are
+    content parts (never parsed for special tokens, whatever the preset puts around them)."""
     if not t.macro or "{{" not in text:
-        return text
-    return text.replace("{{name}}", name).replace("{{user}}", user).replace("{{char}}", char)
+        return [TextPart(text, True, source)] if text else []
+    values = {"{{name}}": name, "{{user}}": user, "{{char}}": char}
+    parts: list[TextPart] = []
+    for k, piece in enumerate(_NAME_MACRO.split(text)):
+        if piece:
+            is_value = k % 2 == 1
+            parts.append(TextPart(values[piece] if is_value else piece, not is_value, source))
+    return [p for p in parts if p.text]
+
+
+def append_structure(parts: list[TextPart], text: str, source: int | None) -> list[TextPart]:
+    """`parts` with structural `text` added: joined to a structural last part (one piece, as
+    before names became parts), else a part of its own."""
+    if not text:
+        return parts
+    if parts and parts[-1].special:
+        return [*parts[:-1], TextPart(parts[-1].text + text, True, parts[-1].source)]
+    return [*parts, TextPart(text, True, source)]
+
+
+def _rstrip_parts(parts: list[TextPart]) -> list[TextPart]:
+    out = list(parts)
+    while out and out[-1].special:
+        text = out[-1].text.rstrip()
+        if text:
+            out[-1] = TextPart(text, True, out[-1].source)
+            break
+        out.pop()
+    return out
 
 
 def _default_name(m: Message, user: str, char: str) -> str:
@@ -191,8 +226,6 @@ def render_instruct(
             in_block = opened = True
         prefix, suffix = _sequences(t, m, i, first, last_user, len(msgs) - 1)
         who = _default_name(m, user, char)
-        prefix = _macro(t, prefix, who, user, char)
-        suffix = _macro(t, suffix, who, user, char)
         if not suffix and t.wrap:
             suffix = sep
         body: list[TextPart] = []
@@ -203,11 +236,11 @@ def render_instruct(
         if _include_name(t, m, group, user):
             body.append(TextPart(label_text(m.name or ""), False, i))
         body.append(TextPart(content, False, i))
-        if suffix:
-            body.append(TextPart(suffix, True, i))
+        body.extend(sequence_parts(t, suffix, who, user, char, i))
         has_body = any(p.text for p in body)
         if prefix:
-            parts.append(TextPart(prefix + (sep if has_body else ""), True, i))
+            head = sequence_parts(t, prefix, who, user, char, i)
+            parts.extend(append_structure(head, sep if has_body else "", i))
         parts.extend(body)
         if m.role == "assistant":
             in_block = False
@@ -255,9 +288,9 @@ def _generation_parts(
     if t.generation_prompt is not None:
         return [TextPart(t.generation_prompt, True, None)] if t.generation_prompt else []
     sep = "\n" if t.wrap else ""
-    seq = t.last_output_sequence or t.output_sequence
+    raw_seq = t.last_output_sequence or t.output_sequence
     who = speaker or char
-    seq = _macro(t, seq, who, user, char)
+    seq_parts = sequence_parts(t, raw_seq, who, user, char, None)
     from .costs import header_shows_label
 
     names = speaker is not None and header_shows_label(t, group=group)
@@ -269,11 +302,9 @@ def _generation_parts(
             and not t.last_output_sequence[-1:].isspace()
         ):
             filler = t.output_sequence[-1]
-        head = seq + sep + filler
-        out = [TextPart(head, True, None), TextPart(f"{who}:", False, None)]
+        out = [*append_structure(seq_parts, sep + filler, None), TextPart(f"{who}:", False, None)]
         return [p for p in out if p.text]
-    text = (seq.rstrip() if t.wrap else seq) + sep
-    return [TextPart(text, True, None)] if text else []
+    return append_structure(_rstrip_parts(seq_parts) if t.wrap else seq_parts, sep, None)
 
 
 def render_turn(
