@@ -343,6 +343,13 @@ class ChatSession:
         msg = ChatMessage(id=self._new_id(), name=self.user, role="user", text=text,
                           send_date=st_timestamp())
         self.chat.messages.append(msg)
+        if check:
+            try:
+                who = speaker or next(iter(self.next_speakers()), None)
+                self.last_fitted = self.prompt(speaker=who)
+            except BaseException:
+                self.chat.messages.remove(msg)
+                raise
         self.save()
         return msg
 
