@@ -381,15 +381,19 @@ THINKING_KEY = "rp_context_thinking"
 """Chat-metadata key holding this chat's thinking switch (true/false; absent: the preset's)."""
 
 
+def _marks(shapes: Sequence[ReasoningShape]) -> tuple[str, ...]:
+    return tuple(m for s in shapes for m in (s.opener, *s.reply_markers))
+
+
 def strip_block(text: str, shapes: Sequence[ReasoningShape]) -> str:
     """A stored message's text without a reasoning block at its start (chats written before
     reasoning was parsed, or imported with SillyTavern's auto-parse off)."""
-    if not any(s.opener in text for s in shapes):
+    if not text[:256].lstrip().startswith(_marks(shapes)):  # a block counts only at the start
         return text
     splitter = ReasoningSplitter(shapes)
     splitter.feed(text)
     splitter.finish()
-    return splitter.text if splitter.shape is not None else text
+    return splitter.text
 
 
 def prompt_texts(messages: Sequence[ChatMessage], texts: dict[str, str], fmt: ReasoningFormat, *,
@@ -399,20 +403,21 @@ def prompt_texts(messages: Sequence[ChatMessage], texts: dict[str, str], fmt: Re
     continued reply carries its own (an unfinished block is left open, so the model goes on
     thinking), as SillyTavern does."""
     shapes = shapes_for(fmt)
+    marks = _marks(shapes)
     added = 0
     last = messages[-1] if messages else None
     for m in reversed(messages):
         if m.role != "assistant":
             continue
-        mid = m.id
-        text = strip_block(texts[mid], shapes) if fmt.parse else texts[mid]
-        reasoning = m.reasoning
+        sent = text = texts[m.id]
+        if fmt.parse and text[:256].lstrip().startswith(marks):
+            text = strip_block(text, shapes)
         own = continuing and m is last
-        if reasoning and (own or added < fmt.add_to_prompt):
+        if (own or added < fmt.add_to_prompt) and (reasoning := m.reasoning):
             text = format_reasoning(fmt, reasoning, text if (text or not own) else None)
             added += 1
-        if text != texts[mid]:
-            texts[mid] = text
+        if text is not sent:
+            texts[m.id] = text
 
 
 def thinking_for(chat_metadata: dict[str, object] | None, fmt: ReasoningFormat) -> bool | None:

@@ -196,3 +196,12 @@ def test_thinking_prefills_follow_the_preset_or_its_own_block() -> None:
     assert thinking_prefill(ReasoningFormat(start_prefill=""), True) == ""
     gemma4 = ReasoningFormat(prefix="<|channel>thought\n", suffix="<channel|>", separator="")
     assert thinking_prefill(gemma4, False) == "<|channel>thought\n<channel|>"
+
+
+def test_strip_block_only_at_the_start() -> None:
+    from rp_context.reasoning import strip_block
+
+    assert strip_block("  <think>x</think>\n\nHi", KNOWN_SHAPES) == "Hi"
+    assert strip_block("<|channel|>final<|message|>Yo", KNOWN_SHAPES) == "Yo"
+    story = "She wrote <think>later</think> in the margin."
+    assert strip_block(story, KNOWN_SHAPES) is story
