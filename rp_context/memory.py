@@ -130,7 +130,13 @@ def summarize(backend: Any, fitted: FittedPrompt, counter: Any, policy: BudgetPo
     from .budget import request_ids
 
     ids, stop = request_ids(fitted, summary_segments(fitted, policy), counter)
-    n = min(policy.memory_length, max(16, int(policy.memory_share * fitted.report.budget)))
+    n = min(policy.memory_length, max(16, int(policy.memory_share * fitted.report.budget)),
+            fitted.report.n_ctx - len(ids))
+    if n < 16:
+        from .errors import BudgetError
+
+        raise BudgetError(f"no room for a summary: the request is {len(ids)} tokens of "
+                          f"{fitted.report.n_ctx}")
     settings = sampler.model_copy(update={"max_tokens": n}) if sampler is not None else None
     stream = backend.stream(ids, sampler=settings, stop=stop)
     text = ""
