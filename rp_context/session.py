@@ -360,6 +360,14 @@ class ChatSession:
             msg.swipes[msg.swipe_id or 0] = text
         self.save()
 
+    def edit_reasoning(self, message_id: str, reasoning: str) -> None:
+        """Replace (or with "" remove) a reply's reasoning; marked `edited` as SillyTavern does."""
+        msg = self._find(message_id)
+        kind = "edited" if msg.reasoning else "manual"
+        msg.set_reasoning(reasoning.strip(), duration_s=msg.reasoning_duration, kind=kind)
+        _keep_swipe_reasoning(msg)
+        self.save()
+
     def delete(self, message_id: str) -> None:
         msg = self._find(message_id)
         self.chat.messages.remove(msg)

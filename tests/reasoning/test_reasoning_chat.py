@@ -258,3 +258,20 @@ def test_a_reply_that_began_mid_block_unasked_is_split_when_it_ends(session_for)
     turn = s.reply()
     "".join(turn)
     assert turn.message.reasoning == "She wants tea." and turn.message.text == "Kettle's on."
+
+
+def test_editing_the_reasoning_is_saved_and_marked(session_for) -> None:
+    s = session_for([["<think>first</think>Hi."]])
+    s.send("Yo.")
+    msg = s.reply()
+    "".join(msg)
+    reply = msg.message
+    s.edit_reasoning(reply.id, "  better thought ")
+    saved = load_chat(s.chat_path).chat.messages[-1]
+    assert saved.reasoning == "better thought" and saved.reasoning_type == "edited"
+    assert saved.swipe_info[0]["extra"]["reasoning"] == "better thought"
+    s.edit_reasoning(reply.id, "")
+    assert load_chat(s.chat_path).chat.messages[-1].reasoning == ""
+    user = s.chat.messages[-2]
+    s.edit_reasoning(user.id, "added by hand")
+    assert load_chat(s.chat_path).chat.messages[-2].reasoning_type == "manual"
