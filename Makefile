@@ -3,7 +3,7 @@
 VENV := .venv
 BIN  := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench fuzz clean
 
 $(VENV)/.setup-run: pyproject.toml scripts/setup.sh
 	scripts/setup.sh
@@ -22,6 +22,11 @@ test: $(VENV)/.setup-test
 lint: $(VENV)/.setup-test
 	$(BIN)/ruff check rp_context tui tests bench
 	$(BIN)/lint-imports
+
+# 10,000 mutated inputs across every format (7 fuzz tests x 1430); counts in fuzz-report.txt
+fuzz: $(VENV)/.setup-test
+	RP_FUZZ_EXAMPLES=$${RP_FUZZ_EXAMPLES:-1430} RP_FUZZ_REPORT=$${RP_FUZZ_REPORT:-fuzz-report.txt} \
+		$(BIN)/python -m pytest tests/fuzz/test_fuzz_formats.py -q -s -p no:cacheprovider --timeout 0
 
 bench: $(VENV)/.setup-test
 	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done

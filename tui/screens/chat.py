@@ -229,7 +229,12 @@ class ChatScreen(Screen[None]):
         text = event.value.strip()
         event.input.value = ""
         if text:
-            msg = self.session.send(text)
+            try:  # the prompt is fitted first: a refusal keeps the text here and writes nothing
+                msg = self.session.send(text, check=True)
+            except RPContextError as exc:
+                event.input.value = text
+                self.notify(str(exc), title="Not sent", severity="error")
+                return
             await self.query_one("#log").mount(self._view_for(msg))
             self.query_one("#log", VerticalScroll).scroll_end(animate=False)
         speakers = self.session.next_speakers(user_typed=bool(text))
