@@ -9,6 +9,17 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+MODEL_FIXTURES = frozenset({"smollm_path", "gemma_path", "smollm_tokenizer", "gemma_tokenizer"})
+"""Fixtures that load a model file: a test that uses one (directly or through another fixture)
+is marked `model`, so `pytest -m "not model"` runs everything that works without the models."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.model)
+
 
 def _shared_dir() -> Path:
     env = os.environ.get("RP_CONTEXT_SHARED")

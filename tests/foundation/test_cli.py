@@ -33,6 +33,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str)
         assert needle in lines[0]
 
 
+@pytest.mark.model
 def test_model_info_default_is_chatml() -> None:
     proc = rp("model", "info")
     assert proc.returncode == 0, proc.stderr

