@@ -619,7 +619,25 @@ def _injections(*, card: Card, cards: Sequence[Card], roster: GroupRoster | None
         out.append(_Injection(depth, role, f"customDepthWI-{depth}-{_ROLE_ORDER.index(role)}", Segment(
             id=f"lore:{entry.book}:{entry.entry_id}", kind=SegmentKind.DEPTH_INJECTION, role=role,
             text=entry.content.strip(), source=f"lore:{entry.book}:{entry.entry_id}", depth=depth)))
-    return [i for i in out if i.segment.text]
+    out = [i for i in out if i.segment.text]
+    group = len(cards) > 1 or (roster is not None and len(roster.members) > 1)
+    joined = roster is None or roster.generation_mode != "swap"  # swap changes the top anyway
+    if group and joined and settings.keyword_lore == "tail":
+        _speaker_parts_to_tail(out, note_text=note.text, persona=persona)
+    return out
+
+
+def _speaker_parts_to_tail(out: list[_Injection], *, note_text: str, persona: Persona | None) -> None:
+    """In a joined group, injections that differ by who speaks (an author's note or persona
+    that says `{{char}}`) go to depth 0, the volatile tail, so the whole history stays one
+    prefix whoever speaks next (cache-stable policies only)."""
+    for inj in out:
+        sid = inj.segment.id
+        moves = (sid == "author_note" and "{{char}}" in note_text.lower()) or (
+            sid == "persona_depth" and persona is not None and "{{char}}" in persona.description.lower())
+        if moves:
+            inj.depth = 0
+            inj.segment.depth = 0
 
 
 def _int(value: Any, default: int) -> int:
