@@ -46,6 +46,7 @@ _INSTRUCT_EXTRAS = {
     "first_block_prefix",
     "last_input_suffix",
     "implicit_system",
+    "message_separator",
 }
 
 ST_KEYS: dict[str, list[str]] = {

@@ -151,6 +151,8 @@ class InstructTemplate(BaseModel):
     """Replaces `block_prefix` for the first block (llama2-sys-bos writes `<s>` before later ones)."""
     last_input_suffix: str = ""
     """Replaces `input_suffix` when the user's message is the conversation's last (RWKV's cue)."""
+    message_separator: str = ""
+    """Structure written between two consecutive messages (Monarch's `<s>`)."""
     implicit_system: str | None = None
     """A template's default system prompt: written as a system turn when the conversation does
     not open with a system message (Qwen2.5, SmolLM2, Ling 2.0)."""

@@ -38,7 +38,7 @@ def is_parseable(t: InstructTemplate) -> bool:
         and len(set(prefixes)) == 3
         and not any("{{" in p for p in prefixes)
         and not any((t.first_input_sequence, t.last_input_sequence, t.first_output_sequence))
-        and not any((t.prefix, t.first_block_prefix, t.last_input_suffix))
+        and not any((t.prefix, t.first_block_prefix, t.last_input_suffix, t.message_separator))
         and t.implicit_system is None
     )
 

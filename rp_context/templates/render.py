@@ -216,10 +216,14 @@ def render_instruct(
         parts.append(TextPart(implicit, True, None))
     in_block = False
     opened = False  # a block was opened before (first_block_prefix is for the first only)
+    emitted = False  # a message was written (message_separator goes between messages)
     pending: list[tuple[int, str]] = []  # merged system texts waiting for the next user turn
 
     def emit_message(i: int, m: Message, content: str, merged: list[tuple[int, str]]) -> None:
-        nonlocal in_block, opened
+        nonlocal in_block, opened, emitted
+        if t.message_separator and emitted:
+            parts.append(TextPart(t.message_separator, True, i))
+        emitted = True
         if t.block_prefix and not in_block:
             opener = t.first_block_prefix if t.first_block_prefix and not opened else t.block_prefix
             parts.append(TextPart(opener, True, i))
@@ -317,9 +321,14 @@ def render_turn(
     """
     (m,) = as_messages([message])
     t = template.model_copy(
-        update={"first_input_sequence": "", "first_output_sequence": "", "last_input_sequence": ""}
+        update={"first_input_sequence": "", "first_output_sequence": "", "last_input_sequence": "",
+                "prefix": "", "implicit_system": None, "first_block_prefix": "",
+                "last_input_suffix": "", "message_separator": ""}
     )
     if m.role == "system" and t.system_role == "merge":
         t = t.model_copy(update={"system_role": "native"})
     rendered = render_instruct(t, [m], add_generation_prompt=False, **kwargs)
-    return [TextPart(p.text, p.special, index) for p in rendered.parts]
+    parts = [TextPart(p.text, p.special, index) for p in rendered.parts]
+    if template.message_separator:  # a middle turn follows another one
+        parts.insert(0, TextPart(template.message_separator, True, index))
+    return parts

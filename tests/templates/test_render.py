@@ -130,3 +130,15 @@ def test_parse_inverts_render(family: str, msgs: list[tuple[str, str]], agp: boo
     conv = [Message(r, c) for r, c in msgs if not any(m in c for m in markers)]
     expected = [Message(m.role, c_trim(m.content) if m.role in t.trim_content else m.content) for m in conv]
     assert parse_prompt(t, t.render(conv, agp).text) == expected
+
+
+def test_render_turn_is_a_middle_turn_of_the_full_render() -> None:
+    """Per-message caches: a turn rendered alone is exactly what it adds in the middle of a chat
+    (no prompt prefix or default system prompt; Monarch's separator before it)."""
+    conv = [Message("system", "S"), Message("user", "a"), Message("assistant", "b"), Message("user", "c")]
+    for name in ("monarch", "chatglm4", "bailing2", "pangu-embedded", "deepseek3", "chatml"):
+        t = get_family(name)
+        full = t.render(conv[:3], False).text
+        before = t.render(conv[:2], False).text
+        assert full.startswith(before), name
+        assert "".join(p.text for p in t.render_turn(conv[2], index=2)) == full[len(before):], name
