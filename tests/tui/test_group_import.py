@@ -136,3 +136,13 @@ def test_mutes_are_kept_with_the_chat(tiktoken_counter: Any, cards_dir: Path, tm
     again.set_muted("Tobias Marrow", False)
     assert ChatSession.open(roster=roster, chat_path=chat, backend=ScriptedBackend([]),
                             counter=tiktoken_counter).muted == []
+
+
+async def test_pickers_show_where_each_card_comes_from(make_app: Any) -> None:
+    app = make_app(ScriptedBackend([]))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("f3")
+        assert isinstance(app.screen, PickScreen)
+        shown = app.export_screenshot()  # what is drawn: "[sample]" is text, not markup
+        assert "[sample]" in shown and "Halloway&#160;&#160;[sample]" in shown

@@ -4,6 +4,7 @@ import a file, settings. Every dialog is centred (the `modal` class) and Esc can
 from __future__ import annotations
 
 from pydantic import ValidationError
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -38,8 +39,8 @@ class PickScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
-            opts = [
-                Option(label if problem is None else f"{label}  ✗ {problem}", id=oid,
+            opts = [  # plain Text: "[sample]" in a label is text, not markup
+                Option(Text(label if problem is None else f"{label}  ✗ {problem}"), id=oid,
                        disabled=problem is not None)
                 for oid, label, problem in self.options
             ]
