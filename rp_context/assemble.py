@@ -28,7 +28,6 @@ from .errors import RPContextError
 from .flatten import FlatPrompt, Mode, flatten
 from .macros import MacroContext, expand_macros
 from .presets.models import ContextPreset, SysPromptPreset
-from .safeload import flat_name
 from .segments import Segment, SegmentKind, Tier
 from .storystring import story_string_pieces
 from .templates.model import InstructTemplate
@@ -176,7 +175,7 @@ def assemble(
     by_name: dict[str, Card] = {}
     for card in cards:
         by_name.setdefault(card.data.name, card)
-    who = identify(chat, cards, roster=roster, persona=persona)
+    who = identify(chat, cards, roster=roster, persona=persona, warn=warnings.append)
     members = list(who.members)
     group = len(members) > 1
     if speaker is None:
@@ -185,7 +184,6 @@ def assemble(
         raise RPContextError(f"speaker {speaker!r} is not one of the cards ({', '.join(by_name)})")
     card = by_name[speaker]
     user = who.user
-    user = flat_name(user, warnings.append, "user name")  # a line break could forge a turn
     meta: dict[str, Any] = chat.header.chat_metadata if chat.header is not None else {}
     chat_id = who.chat_id
     frozen_before = repr(meta.get(FROZEN_KEY)) + repr([m.extra.get(FROZEN_KEY) for m in chat.messages])

@@ -9,7 +9,7 @@ the model gets.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,6 +19,7 @@ from .cards.persona import Persona
 from .cards.roster import GroupRoster
 from .chat import Chat, ChatMessage, parse_send_date
 from .macros import MacroContext, expand_macros
+from .safeload import flat_name
 
 __all__ = [
     "FROZEN_KEY",
@@ -48,11 +49,14 @@ def chat_id(chat: Chat) -> str:
     return hashlib.sha256(base.encode()).hexdigest()[:16]
 
 
-def user_name(persona: Persona | None, chat: Chat | None = None) -> str:
-    """The user's name: the persona's, else the chat file's, else "User"."""
+def user_name(persona: Persona | None, chat: Chat | None = None,
+              warn: Callable[[str], None] | None = None) -> str:
+    """The user's name: the persona's, else the chat file's, else "User"; always on one line."""
     if persona is not None and persona.name:
-        return persona.name
-    return chat.user_name if chat is not None else "User"
+        name = persona.name
+    else:
+        name = chat.user_name if chat is not None else "User"
+    return flat_name(name, warn, "user name")  # a line break could forge a turn
 
 
 def member_names(cards: Sequence[Card], roster: GroupRoster | None = None) -> list[str]:
@@ -105,11 +109,12 @@ class ChatIdentity:
 
 
 def identify(chat: Chat, cards: Sequence[Card], *, roster: GroupRoster | None = None,
-             persona: Persona | None = None) -> ChatIdentity:
+             persona: Persona | None = None,
+             warn: Callable[[str], None] | None = None) -> ChatIdentity:
     """The chat's identity and cast, derived once for the prompt and the screen alike."""
     return ChatIdentity(
         chat_id=chat_id(chat),
-        user=user_name(persona, chat),
+        user=user_name(persona, chat, warn),
         members=tuple(member_names(cards, roster)),
         card_names=frozenset(c.data.name for c in cards),
         created=parse_date(chat.header.create_date) if chat.header is not None else None,
