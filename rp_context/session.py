@@ -222,6 +222,16 @@ class ChatSession:
         `memory` setting can turn it off for good)."""
         self.memory_error: str | None = None
         """Why the last summary could not be written, if it failed (the chat is unchanged)."""
+        self.kv_state = True
+        """Save the backend's KV cache beside the chat after each reply (restored on open)."""
+        self.kv_state_limit_mb = 4096
+        """Size limit of the folder of saved KV states (oldest go first)."""
+        self.restored_tokens = 0
+        """Tokens of saved KV state restored when the chat was opened (0: none)."""
+        self.restore_s = 0.0
+        """Seconds that restore took."""
+        self.on_progress: Any = None
+        """`(processed, total)` callback while the backend reads a prompt (the app's progress)."""
         self._lock = threading.Lock()
 
     # -- who is who ------------------------------------------------------------------------
@@ -508,6 +518,8 @@ class ChatSession:
         extra: dict[str, Any] = {}
         if self.setup.budget.eviction == "shift" and _accepts(self.backend.stream, "context_shift"):
             extra["context_shift"] = True  # the policy evicts one turn at a time: shift the cache
+        if self.on_progress is not None and _accepts(self.backend.stream, "on_progress"):
+            extra["on_progress"] = self.on_progress
         stream = self.backend.stream(fitted.ids if fitted.ids else fitted.text,
                                      sampler=sampler, stop=stop, **extra)
         who = speaker or (self.user if kind == "impersonate" else self.members[0])
@@ -610,6 +622,36 @@ class ChatSession:
         _keep_swipe_reasoning(msg)
         turn.message = msg
         self.save()
+        self.save_state()
+
+    # -- KV state across restarts ----------------------------------------------------------
+    def restore_state(self) -> int:
+        """Load this chat's saved KV state into the backend (on open); tokens restored. A state
+        that does not fit (another model, cache type...) is skipped with a line in `warnings`."""
+        from .backends.persist import attach_chat, restore_chat
+
+        if not self.kv_state or self.chat_path is None or self.backend is None:
+            return 0
+        if not self.chat_path.exists():
+            attach_chat(self.backend, self.chat_path)
+            return 0
+        t0 = time.perf_counter()
+        n, warning = restore_chat(self.backend, self.chat_path)
+        self.restore_s = time.perf_counter() - t0
+        if warning:
+            self.warnings.append(warning)
+        self.restored_tokens = n
+        return n
+
+    def save_state(self) -> None:
+        """Save the backend's KV state for this chat (after a reply); problems become warnings."""
+        from .backends.persist import save_chat
+
+        if not self.kv_state or self.chat_path is None or self.backend is None:
+            return
+        warning = save_chat(self.backend, self.chat_path, limit_mb=self.kv_state_limit_mb)
+        if warning and warning not in self.warnings:
+            self.warnings.append(warning)
 
     def _clean(self, text: str, speaker: str, *, continuing: bool = False) -> str:
         """Cut the reply where another speaker's `Name:` line starts; strip a leading own name."""
@@ -645,9 +687,12 @@ class ChatSession:
         greeting: int = 0,
         backend: Any = None,
         counter: Any = None,
+        kv_state: bool = True,
+        kv_state_limit_mb: int | None = None,
     ) -> ChatSession:
         """Load everything from files (checking every input before loading a model) and open a
-        chat: the chat file if it exists, else a new chat from the first card's greeting."""
+        chat: the chat file if it exists, else a new chat from the first card's greeting.
+        With `kv_state` the chat's saved KV cache is restored and saved after each reply."""
         from .models import resolve_model
         from .pipeline import load_cast, load_setup, new_chat, read_chat
 
@@ -682,10 +727,14 @@ class ChatSession:
         session = cls(cast, setup, chat, counter=counter, backend=backend, chat_path=path,
                       n_ctx=n_ctx, reserve=reserve)
         session.warnings = [*cast.warnings, *warnings]
+        session.kv_state = kv_state
+        if kv_state_limit_mb is not None:
+            session.kv_state_limit_mb = kv_state_limit_mb
         if fresh:
             session.new_chat(greeting)  # alternate greetings become the first message's swipes
         else:
             session._apply_muted()
+        session.restore_state()
         return session
 
 

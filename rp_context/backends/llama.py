@@ -3,7 +3,9 @@
 Each turn keeps the longest common prefix of the previous turn's tokens in llama.cpp's KV cache
 and evaluates only the rest, and reports exactly how many tokens it reused and evaluated.
 Opt-in context shift (approximate, see `shift.py`) also keeps the tail after an evicted middle
-span. A chat's KV state can be saved to disk and restored by a later process.
+span. A chat's KV state can be saved to disk and restored by a later process. Models whose cache
+cannot be cut partially (recurrent and hybrid ones) keep state checkpoints at turn boundaries
+and roll back to the newest one that is a prefix of the new prompt.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from ..models import resolve_model
 from ..sampling import SamplerSettings
 from ..tokens import common_prefix
 from .base import (
+    ContextSizeExceeded,
     GenerationResult,
+    ProgressCallback,
     PromptInput,
     ReplyStream,
     StopReason,
@@ -74,7 +78,8 @@ class LlamaBackend:
     """Owns one `llama_cpp.Llama`; turns are serialised, prompts are token ids (no re-tokenizing).
 
     `context_shift=True` makes every turn try a context shift (approximate); it can also be set
-    per call.
+    per call. `checkpoints=None` keeps turn-boundary state checkpoints only for models whose
+    cache cannot be cut partially; True forces them (and rolls back through them) on any model.
     """
 
     def __init__(
@@ -84,6 +89,8 @@ class LlamaBackend:
         *,
         context_shift: bool = False,
         shift_min_kept: int = 16,
+        checkpoints: bool | None = None,
+        max_checkpoints: int = 4,
         **option_overrides: Any,
     ) -> None:
         self.path = resolve_model(model_path)
@@ -118,6 +125,11 @@ class LlamaBackend:
         self._bos = int(self._llm.token_bos())
         self._lock = threading.Lock()
         self._fingerprint: str | None = None
+        self._restored = 0
+        self.force_checkpoints = bool(checkpoints)
+        self.max_checkpoints = max_checkpoints
+        self._use_ckpts = bool(checkpoints) or (checkpoints is None and self._cannot_cut())
+        self._ckpts: list[tuple[list[int], bytes]] = []
         self.last_result: GenerationResult | None = None
         """The most recent turn's result, for callers that only iterate the stream."""
 
@@ -145,6 +157,20 @@ class LlamaBackend:
         mem = self._llm._ctx.memory
         return bool(mem is not None and self._lc.llama_memory_can_shift(mem))
 
+    def _cannot_cut(self) -> bool:
+        """Recurrent and hybrid models keep a state that cannot drop a suffix of tokens."""
+        model = self._llm.model
+        for fn in ("llama_model_is_recurrent", "llama_model_is_hybrid"):
+            check = getattr(self._lc, fn, None)
+            if check is not None and bool(check(model)):
+                return True
+        return False
+
+    @property
+    def uses_checkpoints(self) -> bool:
+        """Whether turns keep state checkpoints (forced, or the model cannot cut its cache)."""
+        return self._use_ckpts
+
     # -- generation -----------------------------------------------------------------------
 
     def stream(
@@ -162,12 +188,14 @@ class LlamaBackend:
         top_k: int | None = None,
         repeat_penalty: float | None = None,
         seed: int | None = None,
+        on_progress: ProgressCallback | None = None,
     ) -> ReplyStream:
         """Start a reply; iterate for text pieces, then read `.result` for the text and metrics.
 
         Stops on the model's end-of-generation tokens and on `stop` strings (never shown, even
         when split across tokens). Keyword sampler values override `sampler`. A str prompt is
         tokenized with special-token parsing; pass token ids to keep content literal.
+        `on_progress(processed, total)` is called between batches while the prompt is read.
         """
         settings = sampler_with(
             sampler,
@@ -183,14 +211,12 @@ class LlamaBackend:
         )
         ids = self._prompt_ids(as_prompt(prompt))
         if len(ids) + 1 > self.n_ctx:
-            raise BackendError(
-                f"prompt of {len(ids)} tokens does not fit the {self.n_ctx}-token context"
-            )
+            raise ContextSizeExceeded(len(ids), self.n_ctx)
         shift = self.context_shift if context_shift is None else context_shift
         holder: list[GenerationResult] = []
 
         def make(ev: threading.Event) -> Generator[str, None, None]:
-            return self._turn(ids, settings, tuple(stop), ev, shift, holder)
+            return self._turn(ids, settings, tuple(stop), ev, shift, holder, on_progress)
 
         return ReplyStream(make, lambda: holder[0] if holder else None, cancel)
 
@@ -215,10 +241,11 @@ class LlamaBackend:
         cancel: threading.Event,
         shift: bool,
         holder: list[GenerationResult],
+        on_progress: ProgressCallback | None = None,
     ) -> Generator[str, None, None]:
         t0 = time.perf_counter()
         llm = self._llm
-        reused = shifted = evaluated = 0
+        reused = shifted = evaluated = ckpt = 0
         eval_s: float | None = None
         t_first: float | None = None
         out_ids: list[int] = []
@@ -231,9 +258,9 @@ class LlamaBackend:
                     return
                 if shift:
                     shifted = self._shift(ids)
-                reused = self._keep_prefix(ids)
+                reused, ckpt = self._keep_prefix(ids)
                 t_eval = time.perf_counter()
-                evaluated = self._eval_prompt(ids[reused:], cancel)
+                evaluated = self._read_prompt(ids, reused, cancel, on_progress)
                 eval_s = time.perf_counter() - t_eval
                 if evaluated < len(ids) - reused:
                     reason = "cancelled"  # stopped while reading the prompt; what was read stays cached
@@ -281,6 +308,8 @@ class LlamaBackend:
                     if tail:
                         shown.append(tail)
                         yield tail
+                if self._use_ckpts:
+                    self._checkpoint()  # the reply's end: the next turn's prompt may start so
             except GeneratorExit:
                 reason = "cancelled"
                 raise
@@ -303,14 +332,35 @@ class LlamaBackend:
                     generation_s=gen_s,
                     tokens_per_second=(n_gen - 1) / gen_s if n_gen > 1 and gen_s > 0 else None,
                     stop_reason=reason,
+                    checkpoint_tokens=ckpt,
+                    restored_tokens=self._restored,
                 )
+                self._restored = 0
                 result = GenerationResult(text="".join(shown), token_ids=out_ids, metrics=metrics)
                 holder.append(result)
                 self.last_result = result
 
-    def _eval_prompt(self, ids: list[int], cancel: threading.Event | None = None) -> int:
+    def _read_prompt(self, ids: list[int], reused: int, cancel: threading.Event,
+                     on_progress: ProgressCallback | None) -> int:
+        """Evaluate `ids[reused:]`; with checkpoints, stop one token short, checkpoint there
+        (a prefix of the next turn's prompt and of a swipe's), then read the last token."""
+        todo = len(ids) - reused
+        if not self._use_ckpts or todo < 2:
+            return self._eval_prompt(ids[reused:], cancel, on_progress)
+        done = self._eval_prompt(ids[reused:-1], cancel, on_progress, total=todo)
+        if done < todo - 1:
+            return done
+        self._checkpoint()
+        return done + self._eval_prompt(ids[-1:], cancel, on_progress, offset=done, total=todo)
+
+    def _eval_prompt(self, ids: list[int], cancel: threading.Event | None = None,
+                     on_progress: ProgressCallback | None = None, *, offset: int = 0,
+                     total: int | None = None) -> int:
         """Evaluate the uncached part of the prompt, one batch at a time so a cancel stops it
         between batches; a short one runs with the generation threads. Returns tokens evaluated."""
+        total = len(ids) if total is None else total
+        if on_progress is not None and offset == 0:
+            on_progress(0, total)
         llm = self._llm
         n_gen, n_batch = int(llm.n_threads), int(llm.n_threads_batch)
         step = max(1, int(llm.n_batch))
@@ -325,20 +375,65 @@ class LlamaBackend:
                 chunk = ids[done : done + step]
                 llm.eval(chunk)
                 done += len(chunk)
+                if on_progress is not None:
+                    on_progress(offset + done, total)
         finally:
             if small:
                 self._lc.llama_set_n_threads(llm.ctx, n_gen, n_batch)
         return done
 
-    def _keep_prefix(self, ids: list[int]) -> int:
-        """Trim the cache to its common prefix with `ids` (leaving at least one token to evaluate)."""
+    def _keep_prefix(self, ids: list[int]) -> tuple[int, int]:
+        """Trim the cache to its common prefix with `ids` (leaving at least one token to evaluate).
+
+        Returns (tokens kept, of which restored from a checkpoint). When the cache cannot be cut
+        there (or checkpoints are forced), roll back to the newest checkpoint that is a prefix.
+        """
         llm = self._llm
         keep = min(common_prefix(llm.input_ids[: llm.n_tokens], ids), len(ids) - 1)
-        if keep < llm.n_tokens and not llm._ctx.kv_cache_seq_rm(-1, keep, -1):
-            keep = 0
-            llm._ctx.kv_cache_clear()
-        llm.n_tokens = keep
-        return keep
+        if keep >= llm.n_tokens:
+            return keep, 0
+        if not self.force_checkpoints and llm._ctx.kv_cache_seq_rm(-1, keep, -1):
+            llm.n_tokens = keep
+            return keep, 0
+        if not self._use_ckpts:
+            self._use_ckpts = True  # this model cannot cut its cache: checkpoint from now on
+        llm._ctx.kv_cache_clear()
+        llm.n_tokens = 0
+        for tokens, data in reversed(self._ckpts):
+            n = len(tokens)
+            if n <= keep and tokens == ids[:n] and self._set_seq_state(data):
+                llm.input_ids[:n] = tokens
+                llm.n_tokens = n
+                return n, n
+        return 0, 0
+
+    def _checkpoint(self) -> None:
+        """Keep the cache's state as a checkpoint (the newest `max_checkpoints` are kept)."""
+        llm = self._llm
+        tokens = llm.input_ids[: llm.n_tokens].tolist()
+        if not tokens or (self._ckpts and self._ckpts[-1][0] == tokens):
+            return
+        data = self._seq_state()
+        if data is None:
+            return
+        self._ckpts = [c for c in self._ckpts if c[0] != tokens][-(self.max_checkpoints - 1):]
+        self._ckpts.append((tokens, data))
+
+    def _seq_state(self) -> bytes | None:
+        """The KV state of sequence 0 as bytes (None if llama.cpp cannot copy it)."""
+        lc, llm = self._lc, self._llm
+        size = int(lc.llama_state_seq_get_size(llm.ctx, 0))
+        buf = (ctypes.c_uint8 * size)()
+        got = int(lc.llama_state_seq_get_data(llm.ctx, buf, size, 0))
+        return bytes(buf)[:got] if 0 < got <= size else None
+
+    def _set_seq_state(self, data: bytes) -> bool:
+        """Load `data` into sequence 0 of an empty cache; False (cache emptied) on failure."""
+        buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+        if int(self._lc.llama_state_seq_set_data(self._llm.ctx, buf, len(data), 0)) == 0:
+            self._llm._ctx.kv_cache_clear()
+            return False
+        return True
 
     def _shift(self, ids: list[int]) -> int:
         """Context shift (approximate): cut an evicted middle span from the cache, shift the rest back.
@@ -393,20 +488,17 @@ class LlamaBackend:
     def _expect(self) -> dict[str, Any]:
         if self._fingerprint is None:
             self._fingerprint = model_fingerprint(self.path)
-        return {"model": self._fingerprint, "type_k": self._kv_type, "type_v": self._kv_type}
+        return {"model": self._fingerprint, "type_k": self._kv_type, "type_v": self._kv_type,
+                "flash_attn": self.options.flash_attn}
 
     def save_state(self, path: str | Path) -> Path:
         """Write the cache (its tokens and KV entries) to `path` atomically."""
-        lc = self._lc
         with self._lock:
             llm = self._llm
             tokens = llm.input_ids[: llm.n_tokens].tolist()
-            size = int(lc.llama_state_seq_get_size(llm.ctx, 0))
-            buf = (ctypes.c_uint8 * size)()
-            got = int(lc.llama_state_seq_get_data(llm.ctx, buf, size, 0))
-            if got <= 0 or got > size:
-                raise BackendError(f"llama.cpp could not copy the KV state ({got} of {size} bytes)")
-            data = bytes(buf)[:got]
+            data = self._seq_state() if tokens else b""
+            if data is None:
+                raise BackendError("llama.cpp could not copy the KV state")
         header = KVStateHeader(n_ctx=self.n_ctx, tokens=tokens, **self._expect())
         return write_state(path, header, data)
 
@@ -415,37 +507,47 @@ class LlamaBackend:
 
         Falls back silently (empty cache, normal run next turn) when the file is missing,
         corrupt, from another model or cache type, too long for this context, or shares no
-        prefix with `prompt`.
+        prefix with `prompt`; `restore_state` says why.
         """
+        return self.restore_state(path, prompt)[0]
+
+    def restore_state(self, path: str | Path, prompt: PromptInput | Sequence[int] | None = None
+                      ) -> tuple[int, str | None]:
+        """Restore a saved cache: (tokens it holds, None), or (0, why it was not restored)."""
+        if not Path(path).exists():
+            return 0, None  # nothing saved yet: not worth a warning
         try:
             header, data = read_state(path, self._expect())
-        except KVStateMismatch:
-            return 0
+        except KVStateMismatch as exc:
+            return 0, f"KV state not restored: {exc}"
         tokens = header.tokens
-        if not tokens or len(tokens) >= self.n_ctx:
-            return 0
+        if not tokens:
+            return 0, None
+        if len(tokens) >= self.n_ctx:
+            return 0, (f"KV state not restored: {path}: holds {len(tokens)} tokens, more than "
+                       f"this {self.n_ctx}-token context")
         if prompt is not None:
             ids = list(as_prompt(prompt).ids or ())
             if common_prefix(tokens, ids) == 0:
-                return 0
-        lc = self._lc
+                return 0, f"KV state not restored: {path}: shares nothing with the prompt"
         with self._lock:
             llm = self._llm
             llm._ctx.kv_cache_clear()
             llm.n_tokens = 0
-            buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
-            if int(lc.llama_state_seq_set_data(llm.ctx, buf, len(data), 0)) == 0:
-                llm._ctx.kv_cache_clear()
-                return 0
+            if not self._set_seq_state(data):
+                return 0, f"KV state not restored: {path}: llama.cpp refused its data"
             llm.input_ids[: len(tokens)] = tokens
             llm.n_tokens = len(tokens)
-        return len(tokens)
+            self._restored = len(tokens)
+            self._ckpts = []
+        return len(tokens), None
 
     def reset(self) -> None:
         """Empty the KV cache; the next turn evaluates its whole prompt."""
         with self._lock:
             self._llm._ctx.kv_cache_clear()
             self._llm.n_tokens = 0
+            self._ckpts = []
 
     def close(self) -> None:
         """Free the model and context."""

@@ -57,6 +57,21 @@ def register(sub: Any) -> None:
         action="store_true",
         help="print one JSON object with the reply, the turn's metrics and the budget report",
     )
+    gen.add_argument(
+        "--kv-state",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="restore the chat's saved KV cache and save it after the reply, so the next run "
+        "reads only what is new (default: on; beside the chat in .kvstate/, or the server's slot file)",
+    )
+    gen.add_argument("--kv-state-limit", type=int, default=None, metavar="MB",
+                     help="size limit of the .kvstate folder; oldest states go first (default: 4096)")
+    gen.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show prompt-reading progress on stderr (default: when stderr is a terminal)",
+    )
     gen.set_defaults(func=_generate)
 
 
@@ -80,9 +95,14 @@ def _generate(args: argparse.Namespace) -> int:
         n_ctx=args.context,
         reserve=args.reserve,
         n_gpu_layers=args.n_gpu_layers,
+        kv_state=args.kv_state,
+        kv_state_limit_mb=args.kv_state_limit,
     )
     for w in session.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    shown_warnings = len(session.warnings)
+    if args.progress if args.progress is not None else sys.stderr.isatty():
+        session.on_progress = _ProgressLine(sys.stderr)
     if args.user and session.cast.persona is None and session.chat.header is not None:
         session.chat.header.user_name = args.user
     if sampler is not None:
@@ -119,8 +139,11 @@ def _generate(args: argparse.Namespace) -> int:
                 "reused_prefix": report.reused_prefix,
             },
             "chat": str(session.chat_path) if session.chat_path else None,
+            "kv_state": {"restored_tokens": session.restored_tokens,
+                         "restore_s": round(session.restore_s, 4)},
         }
         out.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        _late_warnings(session, shown_warnings)
         return 0
     for delta in turn.deltas():
         if delta.reasoning and args.show_reasoning:
@@ -132,4 +155,31 @@ def _generate(args: argparse.Namespace) -> int:
             out.write(delta.text)
             out.flush()
     out.write("\n")
+    _late_warnings(session, shown_warnings)
     return 0
+
+
+def _late_warnings(session: Any, shown: int) -> None:
+    """Warnings that came after the reply (e.g. the KV state could not be saved)."""
+    for w in session.warnings[shown:]:
+        print(f"warning: {w}", file=sys.stderr)
+
+
+class _ProgressLine:
+    """`reading prompt N/M tokens` on stderr while the backend reads a prompt: one line updated
+    in place on a terminal, a line per update otherwise."""
+
+    def __init__(self, err: Any) -> None:
+        self.err = err
+        self.tty = err.isatty()
+
+    def __call__(self, processed: int, total: int) -> None:
+        if total <= 0:
+            return
+        line = f"reading prompt {processed:,}/{total:,} tokens ({100 * processed // total}%)"
+        if self.tty:
+            end = "\r\033[K" if processed >= total else ""
+            self.err.write(f"\r\033[K{line}{end}")
+        else:
+            self.err.write(line + "\n")
+        self.err.flush()
