@@ -505,28 +505,21 @@ def template_context(source: str, thinking: bool | None) -> dict[str, bool]:
     return {name: thinking} if name is not None and thinking is not None else {}
 
 
-def switch_prefills(jinja: object) -> dict[str, str]:
+def switch_prefills(source: str, render: Callable[[dict[str, bool]], str]) -> dict[str, str]:
     """The prefills a model's Jinja template writes itself with its thinking switch: what its
     generation prompt gains with the switch off (Qwen3: `<think>\\n\\n</think>\\n\\n`) or on,
-    so an instruct template made from it switches thinking exactly as the model's own does."""
-    source = getattr(jinja, "source", "")
+    so an instruct template made from it switches thinking exactly as the model's own does.
+    `render(variables)` renders a short conversation with the generation prompt."""
     name = template_switch(source)
     if name is None:
         return {}
     from .errors import TemplateError
-    from .templates.jinja import JinjaTemplate
 
-    msgs = [{"role": "user", "content": "Hi"}]
     out: dict[str, str] = {}
     try:
-        def gen(extra: dict[str, bool]) -> str:
-            t = JinjaTemplate(source, bos_token=getattr(jinja, "bos_token", None),
-                              eos_token=getattr(jinja, "eos_token", None), extra_context=extra)
-            return t.render_text(msgs)
-
-        base = gen({})
+        base = render({})
         for key, value in (("off_prefill", False), ("start_prefill", True)):
-            switched = gen({name: value})
+            switched = render({name: value})
             if switched.startswith(base):
                 out[key] = switched[len(base):]
     except TemplateError:

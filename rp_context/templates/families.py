@@ -119,14 +119,16 @@ def instruct_from_model_template(spec: str) -> InstructTemplate:
     byte, or its role markers read off its own renders (checked the same way). TemplateError
     saying why when neither renders it exactly (its turns are not plain role markers)."""
     from ..detect import detect_family
+    from ..reasoning import switch_prefills
+    from .jinja import JinjaTemplate
 
     jinja = model_template(spec)
     guess = detect_family(jinja.source, bos_token=jinja.bos_token or None,
                           eos_token=jinja.eos_token or None, template_name=jinja.name)
     if isinstance(guess.template, InstructTemplate):
-        from ..reasoning import switch_prefills
-
-        prefills = switch_prefills(jinja)  # the template's own thinking switch, as prefills
+        prefills = switch_prefills(jinja.source, lambda extra: JinjaTemplate(
+            jinja.source, bos_token=jinja.bos_token or None, eos_token=jinja.eos_token or None,
+            extra_context=extra).render_text([{"role": "user", "content": "Hi"}]))
         if not prefills:
             return guess.template
         reasoning = guess.template.reasoning.model_copy(update=prefills)
