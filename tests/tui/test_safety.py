@@ -36,6 +36,9 @@ def saved(app: Any) -> list[Any]:
 
 async def test_double_delete_asks_once_and_never_crashes(make_app: Any) -> None:
     app = make_app(ScriptedBackend(["A reply."]))
+    notices: list[str] = []
+    notify = app.notify
+    app.notify = lambda message, **kw: (notices.append(str(message)), notify(message, **kw))[1]
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         await pilot.press(*"Hi", "enter")
@@ -52,14 +55,14 @@ async def test_double_delete_asks_once_and_never_crashes(make_app: Any) -> None:
         await pilot.pause()
         assert [m.text for m in saved(app)] == [saved(app)[0].text, "Hi"]
         # an action on a message that no longer exists is a notice, not a crash
-        await app.chat_screen.message_action(MessageView.Action("1", "delete"))
+        await app.chat_screen.message_action(MessageView.Action("2", "delete"))  # deleted above
         gone = app.session.chat.messages[-1].id
         app.session.delete(gone)
         await app.chat_screen.message_action(MessageView.Action(gone, "edit"))
         await app.chat_screen.delete(gone)
         await pilot.pause()
         assert app.return_code is None and app.is_running
-        assert any("no longer in the chat" in str(n.message) for n in app._notifications)
+        assert sum("no longer in the chat" in n for n in notices) == 3
 
 
 async def test_typing_after_an_edit_goes_to_the_message_box(make_app: Any) -> None:
