@@ -378,6 +378,9 @@ class ChatScreen(Screen[None]):
                             swipe=(m.swipe_id or 0, len(m.swipes)) if m.swipes else None)
         if stopped:
             self.notify("Stopped: what came so far is kept (marked “stopped”).", timeout=4)
+        elif turn.metrics is not None and turn.metrics.stop_reason == "max_tokens":
+            self.notify("The reply reached its length limit (F7: reply length); ctrl+t "
+                        "continues it.", timeout=6)
         self.query_one(BudgetPanel).show(turn.fitted.report, turn.metrics)
         self._mark_context(turn.fitted.report)
         self.query_one(MemoryPanel).show_session(self.session)
