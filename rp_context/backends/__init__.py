@@ -1,12 +1,20 @@
 """Inference backends: llama.cpp in process, and OpenAI-compatible servers.
 
-`base` and `stops` are light; `llama` loads llama_cpp and `remote` uses httpx, so both load lazily.
+`base` and `stops` are light; `llama` needs llama_cpp and numpy and `remote` httpx, so those load
+on first use of their names.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .base import Backend, GenerationResult, PromptInput, ReplyStream, TurnMetrics, as_prompt
 from .stops import StopScanner
+
+if TYPE_CHECKING:
+    from .llama import LlamaBackend, LlamaLoadOptions
+    from .remote import RemoteBackend
+    from .turns import run_turns, summarize
 
 __all__ = [
     "Backend",
@@ -37,5 +45,7 @@ def __getattr__(name: str) -> object:
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(name)
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,7 +23,7 @@ def _run(code: str) -> dict[str, object]:
 def test_import_rp_context_loads_no_backend_packages() -> None:
     code = f"""
 import json, sys
-import rp_context
+import rp_context, rp_context.backends
 print(json.dumps({{"loaded": [m for m in {HEAVY!r} if m in sys.modules]}}))
 """
     assert _run(code) == {"loaded": []}
