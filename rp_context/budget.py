@@ -155,6 +155,16 @@ class _Counts:
     plain: dict[str, int] = field(default_factory=dict)
     special: dict[str, int] = field(default_factory=dict)
     parts: dict[str, int] = field(default_factory=dict)
+    memos: dict[tuple[Any, ...], dict[int, tuple[Any, ...]]] = field(default_factory=dict)
+
+    def memo(self, key: tuple[Any, ...]) -> dict[int, tuple[Any, ...]]:
+        """Per-segment costs for one template and chat setting (see `_Costs.prepare`)."""
+        m = self.memos.get(key)
+        if m is None or len(m) > 200_000:
+            if len(self.memos) > 16:
+                self.memos.clear()
+            m = self.memos[key] = {}
+        return m
 
     def count_parts(self, parts: list[TextPart]) -> int:
         """Tokens of rendered parts as the prompt tokenizes them (cached by their text)."""
@@ -780,21 +790,42 @@ class _Costs:
         self.names: list[int] = []
 
     def prepare(self, history: list[Segment]) -> None:
-        """Count every history segment once (cached by text across turns)."""
-        self.texts = [self.text(s) for s in history]
-        self.names = [self.name(s) for s in history]
-        self.labels = [n if n and self.rules.shows(s.role, s.name) else 0
-                       for s, n in zip(history, self.names, strict=True)]
-        # A message's text is priced inside its own turn (markers and label around it), so the
-        # merges at its edges count as the prompt spends them; the sum stays within ~1%.
-        frames, alone = self.rules.frames, self.rules.alone
-        for i, s in enumerate(history):
-            if s.kind is _MESSAGE and s.text and s.role in frames:
-                pre, post = frames[s.role]
-                label = label_text(s.name) if self.labels[i] and s.name else ""
-                turn = self.counts.count_parts([TextPart(pre, True), TextPart(label + s.text),
-                                                TextPart(post, True)])
-                self.texts[i] = max(0, turn - alone[s.role] - self.labels[i])
+        """Count every history segment once: message segments are reused across turns, so their
+        costs are kept per segment object (per template and chat) and a turn counts only what
+        is new."""
+        t = self.rules.template
+        named = any("{{" in seq for seq in t.sequences())  # markers that name the speaker
+        key = (id(t), t.name, self.rules.group, self.rules.user, self.rules.char if named else None)
+        memo = self.counts.memo(key)
+        texts: list[int] = []
+        names: list[int] = []
+        labels: list[int] = []
+        for s in history:
+            hit = memo.get(id(s))
+            if hit is None or hit[0] is not s:
+                hit = (s, *self._seg_costs(s))
+                if s.kind is _MESSAGE:
+                    memo[id(s)] = hit
+            texts.append(hit[1])
+            names.append(hit[2])
+            labels.append(hit[3])
+        self.texts, self.names, self.labels = texts, names, labels
+
+    def _seg_costs(self, s: Segment) -> tuple[int, int, int]:
+        """(text, name, label) tokens of one history segment. A message's text is priced inside
+        its own turn (markers and label around it), so the merges at its edges count as the
+        prompt spends them; the sum stays within ~1%."""
+        frames = self.rules.frames
+        in_turn = s.kind is _MESSAGE and s.text and s.role in frames
+        text, name = (0 if in_turn else self.text(s)), self.name(s)
+        label = name if name and self.rules.shows(s.role, s.name) else 0
+        if in_turn:
+            pre, post = frames[s.role]
+            shown = label_text(s.name) if label and s.name else ""
+            turn = self.counts.count_parts([TextPart(pre, True), TextPart(shown + s.text),
+                                            TextPart(post, True)])
+            text = max(0, turn - self.rules.alone[s.role] - label)
+        return text, name, label
 
     def text(self, s: Segment) -> int:
         return self.counts.count(s.text, s.special) if s.text else 0
@@ -900,13 +931,14 @@ def _report(*, final_segments: list[Segment], flat: FlatPrompt, ids: list[int], 
     stripped = {s.message_id: s.tier.value for s in final_segments
                 if s.message_id and s.tier in (Tier.MARKERS, Tier.CONTENT)}
     dropped = [mid for t in plan.evicted for mid in t.message_ids]
-    seg_rows = _segment_rows(assembled, final_segments, seg_tokens, set(dropped), stripped)
+    gone = set(dropped)
+    seg_rows = _segment_rows(assembled, final_segments, seg_tokens, gone, stripped)
     lore_rows: list[dict[str, Any]] = []
     for d in getattr(assembled.lore, "decisions", []) or []:
         row = d.model_dump(mode="json") if hasattr(d, "model_dump") else dict(getattr(d, "__dict__", {}))
         lore_rows.append(row)
     front = next((s.message_id for s in final_segments if s.kind is _MESSAGE and s.message_id
-                  and s.message_id not in set(dropped)), None)
+                  and s.message_id not in gone), None)
     index = {s.message_id: i for i, s in enumerate(
         s for s in assembled.segments if s.kind is _MESSAGE)}
     front_index = index.get(front) if front is not None else (len(index) if index else None)
