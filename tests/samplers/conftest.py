@@ -27,7 +27,7 @@ CARD = SimpleCard(
 def backend(smollm_path: Path) -> Iterator[object]:
     from rp_context.backends.llama import LlamaBackend
 
-    b = LlamaBackend(smollm_path, n_ctx=1024, n_threads=2)
+    b = LlamaBackend(smollm_path, n_ctx=1024, n_threads=1, n_threads_batch=1)
     yield b
     b.close()
 

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.model
 def _logits(backend, ids: list[int]) -> np.ndarray:
     """The model's raw next-token logits after `ids` (the cache is left holding `ids`)."""
     llm = backend.llama
-    backend.reset()
+    backend.reset()  # a whole evaluation, as the prompt's was
     llm.eval(ids)
     n_vocab = llm.n_vocab()
     ptr = backend._lc.llama_get_logits_ith(llm.ctx, -1)
