@@ -783,6 +783,10 @@ class _Costs:
                                group=assembled.group, user=assembled.user, char=speaker)
         self.markers: dict[str, int] = self.rules.markers
         self.header = self.rules.header
+        if assembled.group and assembled.mode == "normal":
+            # the room left for history must not depend on who speaks next (a longer name
+            # would evict a turn the next speaker brings back, and the cache with it)
+            self.header = max([self.header, *(self.rules.header_for(m) for m in assembled.members)])
         counter = counts.counter
         self.bos = 1 if getattr(counter, "add_bos", False) and getattr(counter, "bos_id", None) is not None else 0
         self.texts: list[int] = []

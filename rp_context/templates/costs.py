@@ -101,9 +101,15 @@ class TurnCosts:
             self.markers[role] = max(0, n)
         if t.system_role == "merge":  # system text joins the next user turn after a separator
             self.markers["system"] = self.count(t.system_merge_separator, True)
-        gen = render_instruct(t, [], add_generation_prompt=True, group=self.group, user=self.user,
-                              char=self.char, speaker=self.char)
-        self.header = self.count_parts([p for p in gen.parts if p.text])
+        self.header = self.header_for(self.char)
+
+    def header_for(self, speaker: str) -> int:
+        """Tokens of the generation header for `speaker`."""
+        from .render import render_instruct
+
+        gen = render_instruct(self.template, [], add_generation_prompt=True, group=self.group,
+                              user=self.user, char=speaker, speaker=speaker)
+        return self.count_parts([p for p in gen.parts if p.text])
 
     def shows(self, role: str | None, name: str | None) -> bool:
         """The label rule for this chat (see `shows_label`)."""
