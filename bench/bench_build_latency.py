@@ -3,7 +3,7 @@
 A 2,400-message chat with five characters and a user, an 8,192-token window and the default
 model's tokenizer. Each turn adds the user's message and a character's reply and builds the
 next prompt through `build_prompt` (assemble, fit, final exact tokenization) with the default
-cache-stable policy. The baseline, measured in the same run on the same chats, is the naive
+policy (`full-window`; per-segment costs are cached across turns). The baseline, measured in the same run on the same chats, is the naive
 way: render the whole history with the model's own Jinja template, tokenize it all, drop the
 oldest message until it fits (subtracting each dropped message's own token count), then
 tokenize the kept prompt once more for the exact count.
