@@ -81,7 +81,6 @@ def _generate(args: argparse.Namespace) -> int:
     from ..session import ChatSession
 
     sampler = load_sampler(args.sampler) if args.sampler else None
-
     cards = args.card or ([] if args.roster else [str(default_card_path())])
     session = ChatSession.open(
         cards=cards,
@@ -114,8 +113,51 @@ def _generate(args: argparse.Namespace) -> int:
     session.setup.sampler = session.setup.sampler.model_copy(
         update={k: v for k, v in overrides.items() if v is not None}
     )
-    if args.message:
-        session.send(args.message)
+    if args.message:  # fitted before it is saved: a refusal writes nothing
+        session.send(args.message, check=True, speaker=args.speaker)
+    try:
+        return _stream(args, session, shown_warnings)
+    except (Exception, KeyboardInterrupt):
+        if args.message and session.chat_path is not None:
+            print(f"note: your message is saved in {session.chat_path}; the reply failed", file=sys.stderr)
+        raise
+
+
+def _stream(args: argparse.Namespace, session: Any, shown_warnings: int = 0) -> int:
+    import warnings
+
+    with warnings.catch_warnings():
+        # a sampler setting the server cannot apply: one `warning:` line each, printed after
+        warnings.filterwarnings("ignore", message=".*does not apply the sampler setting")
+        code = _stream_turn(args, session)
+    for w in getattr(session.backend, "warnings", None) or []:
+        print(f"warning: {w}", file=sys.stderr)
+    for w in session.warnings[shown_warnings:]:  # e.g. the KV state could not be saved
+        print(f"warning: {w}", file=sys.stderr)
+    return code
+
+
+class _ProgressLine:
+    """`reading prompt N/M tokens` on stderr while the backend reads a prompt: one line updated
+    in place on a terminal, a line per update otherwise."""
+
+    def __init__(self, err: Any) -> None:
+        self.err = err
+        self.tty = err.isatty()
+
+    def __call__(self, processed: int, total: int) -> None:
+        if total <= 0:
+            return
+        line = f"reading prompt {processed:,}/{total:,} tokens ({100 * processed // total}%)"
+        if self.tty:
+            end = "\r\033[K" if processed >= total else ""
+            self.err.write(f"\r\033[K{line}{end}")
+        else:
+            self.err.write(line + "\n")
+        self.err.flush()
+
+
+def _stream_turn(args: argparse.Namespace, session: Any) -> int:
     if args.think is not None:
         session.set_thinking(args.think)
     turn = session.reply(args.speaker)
@@ -143,7 +185,6 @@ def _generate(args: argparse.Namespace) -> int:
                          "restore_s": round(session.restore_s, 4)},
         }
         out.write(json.dumps(payload, ensure_ascii=False) + "\n")
-        _late_warnings(session, shown_warnings)
         return 0
     for delta in turn.deltas():
         if delta.reasoning and args.show_reasoning:
@@ -155,31 +196,4 @@ def _generate(args: argparse.Namespace) -> int:
             out.write(delta.text)
             out.flush()
     out.write("\n")
-    _late_warnings(session, shown_warnings)
     return 0
-
-
-def _late_warnings(session: Any, shown: int) -> None:
-    """Warnings that came after the reply (e.g. the KV state could not be saved)."""
-    for w in session.warnings[shown:]:
-        print(f"warning: {w}", file=sys.stderr)
-
-
-class _ProgressLine:
-    """`reading prompt N/M tokens` on stderr while the backend reads a prompt: one line updated
-    in place on a terminal, a line per update otherwise."""
-
-    def __init__(self, err: Any) -> None:
-        self.err = err
-        self.tty = err.isatty()
-
-    def __call__(self, processed: int, total: int) -> None:
-        if total <= 0:
-            return
-        line = f"reading prompt {processed:,}/{total:,} tokens ({100 * processed // total}%)"
-        if self.tty:
-            end = "\r\033[K" if processed >= total else ""
-            self.err.write(f"\r\033[K{line}{end}")
-        else:
-            self.err.write(line + "\n")
-        self.err.flush()
