@@ -277,7 +277,7 @@ def test_fuzz_chats(seed: int) -> None:
     for _ in range(rng.randint(1, 3)):
         i = rng.randrange(len(lines))
         lines[i] = mutate_doc(originals[i], rng) if rng.random() < 0.7 else \
-            mutate_bytes(lines[i].encode(), rng).decode("utf-8", "surrogateescape")
+            mutate_bytes(lines[i].encode("utf-8", "surrogateescape"), rng).decode("utf-8", "surrogateescape")
     data = "\n".join(lines).encode("utf-8", "surrogateescape")
 
     def use() -> None:
