@@ -155,6 +155,8 @@ class _Counts:
     plain: dict[str, int] = field(default_factory=dict)
     special: dict[str, int] = field(default_factory=dict)
     parts: dict[str, int] = field(default_factory=dict)
+    pieces: dict[str, list[int]] = field(default_factory=dict)
+    """Ids of prompt pieces cut at special tokens: the final exact count tokenizes only new ones."""
     memos: dict[tuple[Any, ...], dict[int, tuple[Any, ...]]] = field(default_factory=dict)
 
     def memo(self, key: tuple[Any, ...]) -> dict[int, tuple[Any, ...]]:
@@ -882,7 +884,8 @@ def _token_ids(flat: FlatPrompt, counter: TokenCounter, assembled: AssembledProm
                add_bos: bool | None) -> list[int]:
     from .templates.render import token_ids
 
-    return token_ids(flat.parts, counter, bos_token=assembled.template.bos_token)
+    return token_ids(flat.parts, counter, bos_token=assembled.template.bos_token,
+                     cache=_counts_for(counter).pieces)
 
 
 def _overflow_message(budget: int, tokens: int) -> str:

@@ -135,6 +135,69 @@ class _PartsMixin:
             ids.extend(self.tokenize("".join(run), special=True))
         return ids
 
+    def _splits_before(self, token_text: str) -> bool:
+        """Whether text starting at this special token tokenizes apart from the text before it."""
+        return True
+
+    def tokenize_parts_cached(self, parts: Iterable[TextPart], cache: dict[str, list[int]]
+                              ) -> list[int]:
+        """`tokenize_parts`, but only new text is tokenized: each structural run is cut before
+        its special tokens (where the tokenizer splits anyway) and every piece's ids are cached
+        by its text in `cache`. A boundary is used only where the token is known to split alone
+        (`_splits_before`) and the piece's ids start with that token; otherwise the run is
+        tokenized in one pass, so the result always equals `tokenize_parts`."""
+        pattern = self._special_pattern()
+        ids: list[int] = []
+        run: list[str] = []
+
+        def flush() -> None:
+            text = "".join(run)
+            run.clear()
+            if pattern is None:
+                ids.extend(self.tokenize(text, special=True))
+                return
+            cuts = [m.start() for m in pattern.finditer(text)
+                    if m.start() > 0 and self._splits_before(m.group())]
+            pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+            out: list[int] = []
+            for i, piece in enumerate(pieces):
+                got = cache.get(piece)
+                if got is None:
+                    got = self.tokenize(piece, special=True)
+                    if i and (not got or self._piece_head(piece) != got[0]):
+                        ids.extend(self.tokenize(text, special=True))  # boundary not clean
+                        return
+                    if len(cache) > 100_000:
+                        cache.clear()
+                    cache[piece] = got
+                out.extend(got)
+            ids.extend(out)
+
+        for part in parts:
+            if not part.text:
+                continue
+            if part.special or pattern is None or not pattern.search(part.text):
+                run.append(part.text)
+                continue
+            if run:
+                flush()
+            ids.extend(self.tokenize(part.text, special=False))
+        if run:
+            flush()
+        return ids
+
+    def _piece_head(self, piece: str) -> int | None:
+        """The id of the special token a cut piece starts with."""
+        pattern = self._special_pattern()
+        m = pattern.match(piece) if pattern is not None else None
+        if m is None:
+            return None
+        heads: dict[str, int | None] = self.__dict__.setdefault("_heads", {})
+        if m.group() not in heads:
+            got = self.tokenize(m.group(), special=True)
+            heads[m.group()] = got[0] if len(got) == 1 else None
+        return heads[m.group()]
+
 
 class LlamaTokenizer(_PartsMixin):
     """Exact counts from the model's own vocabulary, loaded through llama.cpp with `vocab_only=True`.
@@ -235,6 +298,18 @@ class LlamaTokenizer(_PartsMixin):
 
     def _special_pattern(self) -> re.Pattern[str] | None:
         return self._pattern
+
+    @cached_property
+    def _strips_left(self) -> frozenset[str]:
+        """Special tokens that eat the whitespace before them (llama.cpp's LSTRIP attribute)."""
+        import llama_cpp
+
+        lstrip = getattr(llama_cpp, "LLAMA_TOKEN_ATTR_LSTRIP", 1 << 7)
+        return frozenset(self.token_text(t) for t in self.special_ids
+                         if int(llama_cpp.llama_vocab_get_attr(self._vocab, t)) & lstrip)
+
+    def _splits_before(self, token_text: str) -> bool:
+        return token_text not in self._strips_left
 
     def metadata(self) -> dict[str, str]:
         """The GGUF key/value metadata llama.cpp exposes (scalars as strings)."""

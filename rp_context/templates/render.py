@@ -40,7 +40,8 @@ class RenderedPrompt:
         return token_ids(self.parts, tokenizer, bos_token=self.bos_token)
 
 
-def token_ids(parts: Sequence[TextPart], tokenizer: Any, *, bos_token: str | None = None) -> list[int]:
+def token_ids(parts: Sequence[TextPart], tokenizer: Any, *, bos_token: str | None = None,
+              cache: dict[str, list[int]] | None = None) -> list[int]:
     """Tokenize `parts` (content without special parsing) with BOS handled once.
 
     When the model's tokenizer adds BOS itself (`tokenizer.add_bos`), a leading BOS text written
@@ -55,7 +56,10 @@ def token_ids(parts: Sequence[TextPart], tokenizer: Any, *, bos_token: str | Non
         if first.special and first.text.startswith(bos_token):
             rest = first.text[len(bos_token) :]
             parts[0] = TextPart(rest, True, first.source)
-    ids = tokenizer.tokenize_parts(parts)
+    if cache is not None and hasattr(tokenizer, "tokenize_parts_cached"):
+        ids = tokenizer.tokenize_parts_cached(parts, cache)  # only new text is tokenized
+    else:
+        ids = tokenizer.tokenize_parts(parts)
     if adds_bos and bos_id is not None:
         ids = [bos_id, *ids]
     return ids
