@@ -94,8 +94,8 @@ def parse_send_date(value: Any) -> _dt.datetime | None:
             return _dt.datetime.fromtimestamp(float(value) / 1000, tz=_dt.UTC)
         except (OverflowError, OSError, ValueError):
             return None
-    if not isinstance(value, str):
-        return None
+    if not isinstance(value, str) or len(value) > 64:  # no timestamp is longer; the patterns
+        return None  # below would take quadratic time on a long run of letters
     try:
         if m := _MERIDIEM.search(value):
             month = next(i for i, name in enumerate(_MONTHS, 1) if name.lower().startswith(m[1].lower()[:3]))
