@@ -107,7 +107,8 @@ class LlamaServer:
         if self.options.slot_save_path is not None:
             self.options.slot_save_path.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab") if self.log_path else None
-        cmd = [sys.executable, "-m", "rp_context.backends.llamaserver", *self.options.argv()]
+        cmd = [sys.executable, "-m", "rp_context.backends.llamaserver", *self.options.argv(),
+               "--with-parent"]
         env = dict(os.environ)  # the child imports this same rp_context, installed or not
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
@@ -200,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache-reuse", type=int, default=0)
     ap.add_argument("--cache-ram", type=int, default=0, help="host prompt cache, MiB (0: off)")
     ap.add_argument("--n-gpu-layers", type=int, default=0)
+    ap.add_argument("--with-parent", action="store_true",
+                    help="stop when the process that started this one exits")
     ns = ap.parse_args(argv)
     try:
         import xllamacpp as xl
@@ -209,10 +212,12 @@ def main(argv: list[str] | None = None) -> int:
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
+    parent = os.getppid()
     server = xl.Server(_params(ns))
     print(f"listening on http://{ns.host}:{ns.port}", file=sys.stderr, flush=True)
     while not done.wait(0.5):
-        pass
+        if ns.with_parent and os.getppid() != parent:
+            break  # the process that started us is gone (killed): do not outlive it
     del server  # its destructor stops the HTTP loop and frees the model
     return 0
 
