@@ -1,15 +1,17 @@
 """Benchmark: time to build one turn's prompt for a long group chat, against the naive way.
 
-A 2,400-message chat with five characters and a user, an 8,192-token window and the default
-model's tokenizer. Each turn adds the user's message and a character's reply and builds the
+A 2,400-message chat with five characters and a user at an 8,192-token window, then a
+20,000-message chat at a 131,072-token window, with the default model's tokenizer. Each turn adds the user's message and a character's reply and builds the
 next prompt through `build_prompt` (assemble, fit, final exact tokenization) with the default
 policy (`full-window`; per-segment costs are cached across turns). The baseline, measured in the same run on the same chats, is the naive
 way: render the whole history with the model's own Jinja template, tokenize it all, drop the
 oldest message until it fits (subtracting each dropped message's own token count), then
 tokenize the kept prompt once more for the exact count.
 
-Run: python bench/bench_build_latency.py [--quick]. Prints medians and PASS/MISS per target:
-median per turn <= 50 ms, and >= 10x faster than the naive way.
+Run: python bench/bench_build_latency.py [--quick] [--no-large]. Prints medians and PASS/MISS
+per target (issue 11): median CPU time per warm turn <= 10 ms at 8k and <= 25 ms at 128k, and
+>= 10x faster than the naive way. CPU time, because the machine it runs on may be shared; the
+wall time is printed beside it.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from rp_context.segments import SegmentKind
 from rp_context.templates.jinja import JinjaTemplate
 from rp_context.templates.model import Message
 
-TARGET_MS = 50.0
+TARGET_MS = 10.0  # 2,400 messages at 8k (issue 11)
+TARGET_LARGE_MS = 25.0  # 20,000 messages at 128k (issue 11)
 TARGET_RATIO = 10.0
 
 
@@ -58,25 +61,16 @@ def naive_prompt(jinja: JinjaTemplate, tok: object, system: str, history: list[M
         start += 1
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="10 turns (3 naive) instead of 50 (7 naive)")
-    ap.add_argument("--messages", type=int, default=2400)
-    ap.add_argument("--n-ctx", type=int, default=8192)
-    ap.add_argument("--reserve", type=int, default=300, help="tokens kept free for the reply")
-    ap.add_argument("--model", default=None)
-    args = ap.parse_args()
-    turns = 10 if args.quick else 50
-    naive_turns = 3 if args.quick else 7
-
-    model, tok = model_and_tokenizer(args.model)
+def run_case(args: argparse.Namespace, model: object, tok: object, *, messages: int, n_ctx: int,
+             turns: int, naive_turns: int, target_ms: float) -> bool:
+    """One window size: our median per warm turn and the naive way's, same chats; True if PASS."""
     cast = group_cast()
     names = cast.names
-    chat = make_chat(args.messages + 2 * turns, names, seed=6, narrator_every=9)
+    chat = make_chat(messages + 2 * turns, names, seed=6, narrator_every=9)
     setup = load_setup()
-    budget = args.n_ctx - args.reserve
-    print(f"build latency: {args.messages} messages, {len(names)} characters + {USER}, window {args.n_ctx}, "
-          f"reserve {args.reserve}, policy {setup.budget.name}, tokenizer {model.name}")
+    budget = n_ctx - args.reserve
+    print(f"build latency: {messages} messages, {len(names)} characters + {USER}, window {n_ctx}, "
+          f"reserve {args.reserve}, policy {setup.budget.name}, tokenizer {model.name}")  # type: ignore[attr-defined]
 
     # ours: successive turns, each with two more messages, the previous ids for the report
     times: list[float] = []
@@ -85,11 +79,11 @@ def main() -> int:
     first_s = 0.0
     fitted = None
     for k in range(turns + 1):
-        n = args.messages + 2 * k
+        n = messages + 2 * k
         c = prefix_chat(chat, n)
         speaker = next_speaker(chat, n, names)
         fitted, s, cs = timed_cpu(lambda c=c, speaker=speaker, previous=previous: build_prompt(
-            cast, c, setup, tok, n_ctx=args.n_ctx, reserve=args.reserve, speaker=speaker,
+            cast, c, setup, tok, n_ctx=n_ctx, reserve=args.reserve, speaker=speaker,  # type: ignore[arg-type]
             previous_ids=previous))
         if k == 0:
             first_s = s  # cold: every segment counted once; not part of the median
@@ -108,7 +102,7 @@ def main() -> int:
           f"reductions {', '.join(r.reductions)}, reused prefix {r.reused_prefix}")
 
     # naive: the model's Jinja template over the whole history, same chats
-    jinja = JinjaTemplate.from_gguf(model, tokenizer=tok)
+    jinja = JinjaTemplate.from_gguf(model, tokenizer=tok)  # type: ignore[arg-type]
     head = [s.text for s in fitted.assembled.segments
             if s.kind not in (SegmentKind.CHAT_MESSAGE, SegmentKind.GENERATION_HEADER, SegmentKind.STRUCTURE,
                               SegmentKind.EXAMPLE_DIALOGUE, SegmentKind.CHAT_START)
@@ -119,7 +113,7 @@ def main() -> int:
     tokenize_only: list[float] = []
     naive_len = 0
     for k in range(1, naive_turns + 1):
-        n = args.messages + 2 * k
+        n = messages + 2 * k
         history = [Message(m.role, f"{m.name}: {m.text}" if m.name else m.text)
                    for m in chat.messages[:n]]
         ids, s, cs = timed_cpu(lambda history=history: naive_prompt(jinja, tok, system, history, budget))
@@ -127,19 +121,43 @@ def main() -> int:
         naive_cpu.append(cs)
         naive_len = len(ids)
         text = jinja.render_text([Message("system", system), *history])
-        _, _, t_tok = timed_cpu(lambda text=text: tok.tokenize(text, special=True))
+        _, _, t_tok = timed_cpu(lambda text=text: tok.tokenize(text, special=True))  # type: ignore[attr-defined]
         tokenize_only.append(t_tok)
     naive_ms = median(naive_times) * 1000
     naive_cpu_ms = median(naive_cpu) * 1000
     tok_ms = median(tokenize_only) * 1000
     print(f"  naive: median {naive_ms:.0f} ms/turn wall, {naive_cpu_ms:.0f} ms CPU, over {naive_turns} turns "
           f"(last prompt {naive_len} tokens); tokenizing the whole rendered history alone: {tok_ms:.0f} ms CPU")
-    print(target_line("median build time per turn", f"{ours_ms:.1f} ms wall, {ours_cpu:.1f} ms CPU",
-                      f"<= {TARGET_MS:.0f} ms", ours_ms <= TARGET_MS))
+    ok_time = ours_cpu <= target_ms
+    print(target_line(f"median build time per turn at {n_ctx} ({messages} messages), CPU",
+                      f"{ours_cpu:.1f} ms CPU ({ours_ms:.1f} ms wall)", f"<= {target_ms:.0f} ms", ok_time))
     ratio = naive_cpu_ms / ours_cpu
+    ok_ratio = ratio >= TARGET_RATIO
     print(target_line("speed-up over the naive way (CPU time)", f"{ratio:.1f}x (wall {naive_ms / ours_ms:.1f}x; "
-                      f"vs tokenizing alone {tok_ms / ours_cpu:.1f}x)", f">= {TARGET_RATIO:.0f}x",
-                      ratio >= TARGET_RATIO))
+                      f"vs tokenizing alone {tok_ms / ours_cpu:.1f}x)", f">= {TARGET_RATIO:.0f}x", ok_ratio))
+    return ok_time and ok_ratio
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="fewer turns: 10 (3 naive) at 8k, 5 (1 naive) at 128k")
+    ap.add_argument("--messages", type=int, default=2400)
+    ap.add_argument("--n-ctx", type=int, default=8192)
+    ap.add_argument("--large-messages", type=int, default=20000)
+    ap.add_argument("--large-n-ctx", type=int, default=131072)
+    ap.add_argument("--no-large", action="store_true", help="skip the 128k case")
+    ap.add_argument("--reserve", type=int, default=300, help="tokens kept free for the reply")
+    ap.add_argument("--model", default=None)
+    args = ap.parse_args()
+    model, tok = model_and_tokenizer(args.model)
+    ok = run_case(args, model, tok, messages=args.messages, n_ctx=args.n_ctx,
+                  turns=10 if args.quick else 50, naive_turns=3 if args.quick else 7, target_ms=TARGET_MS)
+    if not args.no_large:
+        ok &= run_case(args, model, tok, messages=args.large_messages, n_ctx=args.large_n_ctx,
+                       turns=5 if args.quick else 20, naive_turns=1 if args.quick else 3,
+                       target_ms=TARGET_LARGE_MS)
+    print(f"  overall: {'PASS' if ok else 'MISS'}")
     return 0
 
 
