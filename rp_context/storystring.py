@@ -86,6 +86,9 @@ _OPEN, _CLOSE, _TRIM_MARK = "\ue000", "\ue001", "\ue002"
 _PIECE = re.compile(_OPEN + r"(\d+)" + _CLOSE)
 _VALUE_OPEN, _VALUE_CLOSE = "\ue003", "\ue004"
 _VALUE_MARKS = re.compile(f"([{_VALUE_OPEN}{_VALUE_CLOSE}])")
+_TOKEN_LIKE = re.compile(r"[<>\[\]|]")
+"""Characters every chat-template special token has (`<|im_end|>`, `</s>`, `[INST]`): a value
+without any cannot be parsed as one, so it stays in the template's text, as it always did."""
 MACRO_VALUE = "macro"
 """The piece name of a value a macro put into the template's text (`{{char}}`, `{{user}}`...):
 content, never parsed for special tokens, whatever the preset puts around it."""
@@ -164,7 +167,23 @@ def _split_values(pieces: list[tuple[str | None, str]]) -> list[tuple[str | None
             chunk.append(token)
         if chunk:
             out.append((MACRO_VALUE if depth else None, "".join(chunk)))
-    return [(n, t) for n, t in out if t]
+    return _merge_plain(out)
+
+
+def _merge_plain(pieces: list[tuple[str | None, str]]) -> list[tuple[str | None, str]]:
+    """Values with nothing that could be a special token go back into the template's text, so
+    ordinary names leave the story string's pieces (and their token counts) as they were."""
+    out: list[tuple[str | None, str]] = []
+    for name, text in pieces:
+        if not text:
+            continue
+        if name == MACRO_VALUE and not _TOKEN_LIKE.search(text):
+            name = None
+        if name is None and out and out[-1][0] is None:
+            out[-1] = (None, out[-1][1] + text)
+        else:
+            out.append((name, text))
+    return out
 
 
 def _render_marked(template: str, params: Mapping[str, str], marked: Mapping[str, str]) -> str:
