@@ -521,6 +521,8 @@ def request_ids(fitted: FittedPrompt, segments: list[Segment], counter: TokenCou
 
 
 # --------------------------------------------------------------------------------------------
+_KIND_VALUE = {k: k.value for k in SegmentKind}  # a dict look-up, not the enum descriptor
+_SECTION_VALUE = {k: SECTION_OF.get(k, Section.STRUCTURE).value for k in SegmentKind}
 _HISTORY_KINDS = (SegmentKind.CHAT_MESSAGE, SegmentKind.AUTHOR_NOTE, SegmentKind.DEPTH_INJECTION)
 _MESSAGE = SegmentKind.CHAT_MESSAGE  # enum attribute lookups are slow in hot loops
 _FULL, _MARKERS, _CONTENT = Tier.FULL, Tier.MARKERS, Tier.CONTENT
@@ -1017,8 +1019,9 @@ def _tally(final_segments: list[Segment], flat: FlatPrompt, counts: _Counts
             content_tokens += n
         kind = seg.kind if seg is not None and (is_content or seg.kind is SegmentKind.STORY_STRING) \
             else SegmentKind.STRUCTURE
-        kinds[kind.value] = kinds.get(kind.value, 0) + n
-        sec = SECTION_OF.get(kind, Section.STRUCTURE).value
+        kv = _KIND_VALUE[kind]
+        kinds[kv] = kinds.get(kv, 0) + n
+        sec = _SECTION_VALUE[kind]
         sections[sec] = sections.get(sec, 0) + n
     return seg_tokens, kinds, sections, content_tokens
 
@@ -1027,6 +1030,7 @@ def _segment_rows(assembled: AssembledPrompt, final_segments: list[Segment],
                   seg_tokens: dict[str, int], dropped: set[str], stripped: dict[str, str]
                   ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
+    kind_value = _KIND_VALUE
     final_ids = {s.id for s in final_segments}
     for s in assembled.segments:
         status = "kept"
@@ -1034,6 +1038,6 @@ def _segment_rows(assembled: AssembledPrompt, final_segments: list[Segment],
             status = "evicted" if s.message_id in dropped else "dropped"
         elif s.message_id in stripped:
             status = f"stripped:{stripped[s.message_id]}"
-        rows.append({"id": s.id, "kind": s.kind.value, "role": s.role, "name": s.name,
+        rows.append({"id": s.id, "kind": kind_value[s.kind], "role": s.role, "name": s.name,
                      "tokens": seg_tokens.get(s.id, 0), "status": status})
     return rows
