@@ -79,8 +79,6 @@ def import_sillytavern(data: Any, path: str | Path | None = None, kind: str | No
     if not isinstance(data, dict):
         raise PresetError(path, "a SillyTavern preset must be a JSON object")
     kind = kind or sillytavern_kind(data)
-    if kind == "sampler":
-        return import_st_sampler(data, path)
     if kind == "reasoning":
         return reasoning_from_sillytavern(data, path)
     if kind is None and isinstance(data.get("instruct"), dict):
@@ -88,9 +86,12 @@ def import_sillytavern(data: Any, path: str | Path | None = None, kind: str | No
     if kind is None and {"prefix", "suffix"} <= data.keys():
         raise PresetError(path, "a SillyTavern reasoning template: import it with an instruct "
                                 "preset (rp-context preset import INSTRUCT.json --reasoning FILE)")
+    if kind == "sampler":
+        return import_st_sampler(data, path)
     if kind not in _MODELS:
         raise PresetError(
-            path, "not a SillyTavern instruct, context or system-prompt preset (no known keys)"
+            path,
+            "not a SillyTavern instruct, context, system-prompt or sampler preset (no known keys)",
         )
     known = set(ST_KEYS[kind])
     fields = {k: v for k, v in data.items() if k in known}
