@@ -101,6 +101,13 @@ def run_case(args: argparse.Namespace, model: object, tok: object, *, messages: 
     print(f"         last prompt {r.tokens} tokens ({r.tokenizer}), {len(r.dropped)} messages evicted, "
           f"reductions {', '.join(r.reductions)}, reused prefix {r.reused_prefix}")
 
+    ok_time = ours_cpu <= target_ms
+    if not naive_turns:  # --quick at 128k: one naive turn there takes minutes (llama.cpp's
+        # tokenizer alone needed ~120 s CPU for the 20,000-message text on the 2-core machine)
+        print(target_line(f"median build time per turn at {n_ctx} ({messages} messages), CPU",
+                          f"{ours_cpu:.1f} ms CPU ({ours_ms:.1f} ms wall)", f"<= {target_ms:.0f} ms", ok_time))
+        print("  (naive way not run with --quick at this size; a full run measures it)")
+        return ok_time
     # naive: the model's Jinja template over the whole history, same chats
     jinja = JinjaTemplate.from_gguf(model, tokenizer=tok)  # type: ignore[arg-type]
     head = [s.text for s in fitted.assembled.segments
@@ -128,7 +135,6 @@ def run_case(args: argparse.Namespace, model: object, tok: object, *, messages: 
     tok_ms = median(tokenize_only) * 1000
     print(f"  naive: median {naive_ms:.0f} ms/turn wall, {naive_cpu_ms:.0f} ms CPU, over {naive_turns} turns "
           f"(last prompt {naive_len} tokens); tokenizing the whole rendered history alone: {tok_ms:.0f} ms CPU")
-    ok_time = ours_cpu <= target_ms
     print(target_line(f"median build time per turn at {n_ctx} ({messages} messages), CPU",
                       f"{ours_cpu:.1f} ms CPU ({ours_ms:.1f} ms wall)", f"<= {target_ms:.0f} ms", ok_time))
     ratio = naive_cpu_ms / ours_cpu
@@ -141,7 +147,7 @@ def run_case(args: argparse.Namespace, model: object, tok: object, *, messages: 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true",
-                    help="fewer turns: 10 (3 naive) at 8k, 5 (1 naive) at 128k")
+                    help="fewer turns: 10 (3 naive) at 8k, 5 (no naive) at 128k")
     ap.add_argument("--messages", type=int, default=2400)
     ap.add_argument("--n-ctx", type=int, default=8192)
     ap.add_argument("--large-messages", type=int, default=20000)
@@ -155,7 +161,7 @@ def main() -> int:
                   turns=10 if args.quick else 50, naive_turns=3 if args.quick else 7, target_ms=TARGET_MS)
     if not args.no_large:
         ok &= run_case(args, model, tok, messages=args.large_messages, n_ctx=args.large_n_ctx,
-                       turns=5 if args.quick else 20, naive_turns=1 if args.quick else 3,
+                       turns=5 if args.quick else 20, naive_turns=0 if args.quick else 1,
                        target_ms=TARGET_LARGE_MS)
     print(f"  overall: {'PASS' if ok else 'MISS'}")
     return 0
