@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from . import chatcontext
 from .assemble import AssemblySettings
+from .backends.base import PromptInput
 from .backends.stops import StopScanner
 from .budget import FittedPrompt
 from .chat import Chat, ChatMessage, save_chat, st_timestamp
@@ -520,8 +521,8 @@ class ChatSession:
             extra["context_shift"] = True  # the policy evicts one turn at a time: shift the cache
         if self.on_progress is not None and _accepts(self.backend.stream, "on_progress"):
             extra["on_progress"] = self.on_progress
-        stream = self.backend.stream(fitted.ids if fitted.ids else fitted.text,
-                                     sampler=sampler, stop=stop, **extra)
+        prompt = PromptInput(ids=tuple(fitted.ids) if fitted.ids else None, text=fitted.text)
+        stream = self.backend.stream(prompt, sampler=sampler, stop=stop, **extra)
         who = speaker or (self.user if kind == "impersonate" else self.members[0])
         return Turn(self, kind, who, fitted, stream, _splitter=splitter,
                     _text_stops=StopScanner(held) if held else None, _sampler=sampler, _stop=stop)
@@ -565,8 +566,6 @@ class ChatSession:
     def _close_reasoning(self, turn: Turn, stream: Any) -> Any:
         """The reasoning budget is spent: stop, write the block's close after what the model
         wrote, and go on from there (llama.cpp reuses the cached prompt and reasoning)."""
-        from .backends.base import PromptInput
-
         stream.close()
         closing = closing_text(self.setup.instruct.reasoning, turn._splitter.shape if turn._splitter else None)
         try:
@@ -720,6 +719,10 @@ class ChatSession:
                 from .backends.remote import RemoteBackend
 
                 backend = RemoteBackend(server)
+                if not backend.speaks_ids_of(counter):
+                    warnings.append(f"{server}: its tokenizer is not {counter.name}'s; the prompt "
+                                    "goes as text (counts are estimates, special-token text in "
+                                    "messages may be read as markers)")
             else:
                 from .backends.llama import LlamaBackend
 

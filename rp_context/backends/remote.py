@@ -22,6 +22,7 @@ import httpx
 
 from ..errors import BackendError
 from ..sampling import SamplerSettings
+from ..tokens import TokenCounter
 from .base import (
     ContextSizeExceeded,
     GenerationResult,
@@ -77,6 +78,7 @@ class RemoteBackend:
         self.slot = slot
         self.chat = chat
         self.cache_reuse = cache_reuse
+        self.send_ids = True  # False when the prompt's ids may not be the server model's own
         self._kind = kind
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = client or httpx.Client(
@@ -150,6 +152,20 @@ class RemoteBackend:
         tokens = _json(r).get("tokens") if r.status_code == 200 else None
         return [int(t) for t in tokens] if isinstance(tokens, list) else None
 
+    def speaks_ids_of(self, counter: TokenCounter) -> bool:
+        """Whether the server's tokenizer gives `counter`'s ids on a probe of text and markers.
+
+        Token ids are sent only to a server that agrees; otherwise the prompt goes as text
+        (`send_ids` is set to match), so a server running another model never gets foreign ids.
+        """
+        probe = "Hello, Wren! <|im_start|>user\n[INST] <start_of_turn>  ünïcode 1234\n"
+        try:
+            theirs = self.tokenize(probe)
+        except BackendError:
+            theirs = None
+        self.send_ids = theirs is not None and theirs == list(counter.tokenize(probe, special=True))
+        return self.send_ids
+
     # -- generation -----------------------------------------------------------------------
 
     def stream(
@@ -182,7 +198,7 @@ class RemoteBackend:
 
     def _body(self, p: PromptInput, s: SamplerSettings, stop: list[str]) -> dict[str, Any]:
         kind = self.kind
-        if p.ids is not None and kind in ("llama.cpp", "vllm"):
+        if p.ids is not None and kind in ("llama.cpp", "vllm") and (self.send_ids or p.text is None):
             prompt: Any = list(p.ids)
         elif p.text is not None:
             prompt = p.text

@@ -127,6 +127,23 @@ def test_plain_openai_path_without_llamacpp_extras(greedy, server: LlamaServer) 
     assert res.text.strip() and res.metrics.stop_reason == "max_tokens"
 
 
+def test_ids_go_only_to_a_server_whose_tokenizer_agrees(
+    greedy, server: LlamaServer, smollm_tokenizer, gemma_tokenizer
+) -> None:
+    text = chatml([("user", "Say hello.")])
+    same = RemoteBackend(server.url, slot=0)
+    assert same.speaks_ids_of(smollm_tokenizer)
+    ids = tuple(smollm_tokenizer.tokenize(text, special=True))
+    assert same._body(PromptInput(ids=ids, text=text), greedy, [])["prompt"] == list(ids)
+    other = RemoteBackend(server.url, slot=0)
+    assert not other.speaks_ids_of(gemma_tokenizer)  # the server runs SmolLM2
+    foreign = tuple(gemma_tokenizer.tokenize(text, special=True))
+    assert other._body(PromptInput(ids=foreign, text=text), greedy, [])["prompt"] == text
+    res = other.stream(PromptInput(ids=foreign, text=text),
+                       sampler=greedy.model_copy(update={"max_tokens": 4})).collect()
+    assert res.metrics.prompt_tokens == len(ids)  # the server read the text with its own tokenizer
+
+
 def test_chat_slot_survives_a_server_restart(greedy, smollm_path: Path, tmp_path: Path) -> None:
     slots = tmp_path / "slots"
     sampler = greedy.model_copy(update={"max_tokens": 8})

@@ -75,7 +75,8 @@ def test_send_and_reply_are_saved_as_they_happen(repo_dir, tmp_path) -> None:
     saved = reload(tmp_path)
     assert saved.messages[-1].text == "Aye, sit down." and saved.messages[-1].name == "Wren Halloway"
     prompt = s.backend.prompts[0]
-    assert prompt == turn.fitted.ids  # the fitted prompt goes to the backend as token ids
+    # the fitted prompt goes to the backend as token ids, with its text for servers that need it
+    assert list(prompt.ids) == turn.fitted.ids and prompt.text == turn.fitted.text
     assert "\nTess:" not in s.backend.stops[0] and "\nUser:" in s.backend.stops[0]
 
 
@@ -87,7 +88,7 @@ def test_swipes_are_kept_and_browsable(repo_dir, tmp_path) -> None:
     last = reload(tmp_path).messages[-1]
     assert last.swipes == ["First.", "Second."] and last.swipe_id == 1 and last.text == "Second."
     # the swipe's prompt does not contain the reply it replaces
-    assert len(s.backend.prompts[1]) < len(s.backend.prompts[0]) + 3
+    assert len(s.backend.prompts[1].ids) < len(s.backend.prompts[0].ids) + 3
     assert s.swipe(last.id, -1) is True
     assert reload(tmp_path).messages[-1].text == "First."
     assert s.swipe(last.id, -1) is False
