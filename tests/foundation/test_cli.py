@@ -112,7 +112,9 @@ def test_generate_appends_to_a_chat_file_atomically(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr
     lines2 = [json.loads(x) for x in chat.read_text(encoding="utf-8").splitlines()]
     assert lines2[:4] == lines[:4] and len(lines2) == 6
-    assert [p.name for p in tmp_path.iterdir()] == ["wren.jsonl"]
+    # no temp files left: only the chat and its saved KV state (beside it, in .kvstate/)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".kvstate", "wren.jsonl"]
+    assert [p.name for p in (tmp_path / ".kvstate").iterdir()] == ["wren.jsonl.rpkv"]
 
 
 def test_generate_with_a_truncated_chat_keeps_the_file(tmp_path: Path) -> None:
