@@ -127,6 +127,8 @@ class _Turn:
     markers: int = 0
     """Tokens of the turn's template markers (its role's sequences)."""
     pinned: bool = False
+    body: int | None = None
+    """A batch's own text counted joined as `_batch` writes it (separate counts overshoot)."""
 
     @property
     def message_ids(self) -> list[str]:
@@ -143,6 +145,8 @@ class _Turn:
     @property
     def full(self) -> int:
         if self.batched:
+            if self.body is not None:
+                return self.body + self.markers
             return self.content + self.names + self.markers + len(self.segs) - 1
         return self.content + self.labels + self.markers
 
@@ -243,7 +247,7 @@ def fit_prompt(
     if whole is not None:
         final, flat, ids = whole
         return _finish(final, flat, ids, _Plan(), assembled, counter, counts, n_ctx, reserve,
-                       budget, base + full_tokens, previous_ids)
+                       budget, base + full_tokens - cost.header_slack, previous_ids)
 
     reductions: list[str] = []
     batched: list[str] = []
@@ -388,7 +392,7 @@ def fit_prompt(
         low_water=low_water if chunked else None, low_water_clamped=clamped, memory=memory,
     )
     return _finish(final, flat, ids, plan, assembled, counter, counts, n_ctx, reserve, budget,
-                   estimate, previous_ids)
+                   estimate - cost.header_slack, previous_ids)
 
 
 @dataclass
@@ -587,6 +591,10 @@ def _group(history: list[Segment], cost: _Costs, *, batching: bool, consolidatio
         turns.append(last)
         last_roles = {role}
         last_msgs = is_msg
+    for t in turns:
+        if t.batched:
+            t.body = cost.counts.count("\n".join(f"{g.name}: {g.text}" if g.name else g.text
+                                                 for g in t.segs))
     return turns
 
 
@@ -787,10 +795,12 @@ class _Costs:
                                group=assembled.group, user=assembled.user, char=speaker)
         self.markers: dict[str, int] = self.rules.markers
         self.header = self.rules.header
+        self.header_slack = 0  # room held beyond this speaker's header (not in the estimate)
         if assembled.group and assembled.mode == "normal":
             # the room left for history must not depend on who speaks next (a longer name
             # would evict a turn the next speaker brings back, and the cache with it)
-            self.header = max([self.header, *(self.rules.header_for(m) for m in assembled.members)])
+            room = max([self.header, *(self.rules.header_for(m) for m in assembled.members)])
+            self.header, self.header_slack = room, room - self.header
         counter = counts.counter
         self.bos = 1 if getattr(counter, "add_bos", False) and getattr(counter, "bos_id", None) is not None else 0
         self.texts: list[int] = []
