@@ -52,6 +52,9 @@ A warm-cache turn evaluates a few dozen tokens. With llama.cpp's batch threads (
 default) spinning at every op's barrier, a machine whose cores are busy with other work makes
 such a short eval many times slower (measured: 37 tokens in 5.5 s with 2 batch threads, 1.1 s
 with 1, on a loaded 2-core machine); a short eval gains little from extra threads anyway."""
+# While a user may be waiting to stop it, the prompt is read in steps of at most this many
+# tokens, so a cancel (Esc) lands within one short step (~0.5 s on 2 CPU cores), not one n_batch.
+_CANCEL_STEP = 128
 
 
 class LlamaLoadOptions(BaseModel):
@@ -356,14 +359,17 @@ class LlamaBackend:
     def _eval_prompt(self, ids: list[int], cancel: threading.Event | None = None,
                      on_progress: ProgressCallback | None = None, *, offset: int = 0,
                      total: int | None = None) -> int:
-        """Evaluate the uncached part of the prompt, one batch at a time so a cancel stops it
-        between batches; a short one runs with the generation threads. Returns tokens evaluated."""
+        """Evaluate the uncached part of the prompt, one batch at a time (at most `_CANCEL_STEP`
+        tokens when it can be cancelled) so a cancel stops it between batches; a short one runs
+        with the generation threads. Returns tokens evaluated."""
         total = len(ids) if total is None else total
         if on_progress is not None and offset == 0:
             on_progress(0, total)
         llm = self._llm
         n_gen, n_batch = int(llm.n_threads), int(llm.n_threads_batch)
         step = max(1, int(llm.n_batch))
+        if cancel is not None:
+            step = min(step, _CANCEL_STEP)
         small = len(ids) <= _SMALL_EVAL and n_gen != n_batch
         if small:
             self._lc.llama_set_n_threads(llm.ctx, n_gen, n_gen)
