@@ -35,7 +35,8 @@ class ScriptedBackend:
         words = text.split(" ")
         pieces = [w + (" " if i < len(words) - 1 else "") for i, w in enumerate(words)]
         done: dict[str, GenerationResult] = {}
-        n_prompt = len(prompt) if isinstance(prompt, list) else 0
+        ids = getattr(prompt, "ids", None) if not isinstance(prompt, list) else prompt
+        n_prompt = len(ids) if ids else 0
 
         def make(ev: threading.Event) -> Generator[str, None, None]:
             out: list[str] = []

@@ -42,7 +42,7 @@ async def test_reply_streams_in_and_is_saved(make_app: Any) -> None:
         assert shown[-1].text == "*She pours.* Aye, drink the **tea**."
         assert "Hello" in app.session.last_fitted.text
         # the prompt the backend ran is the session's fitted prompt, token for token
-        assert backend.prompts[-1] == app.session.last_fitted.ids
+        assert list(backend.prompts[-1].ids) == app.session.last_fitted.ids
         on_disk = saved(app)
         assert [(m.role, m.text) for m in on_disk[1:]] == [
             ("user", "Hello"), ("assistant", "*She pours.* Aye, drink the **tea**.")]

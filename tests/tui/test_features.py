@@ -165,7 +165,7 @@ async def test_a_stopped_reply_is_marked_and_progress_shows(make_app: Any) -> No
         label = screen.query_one("#reading-label", Static)
         while " of " not in str(label.render()):  # the backend reports a quarter read
             await pilot.pause(0.02)
-        total = len(backend.prompts[-1])
+        total = len(backend.prompts[-1].ids)
         assert screen.query_one("#reading").display
         assert f"{total // 4:,} of {total:,} tokens" in str(label.render())
         assert screen.query_one("#reading-bar").percentage == (total // 4) / total
