@@ -134,3 +134,21 @@ def test_temperature_and_seed_repeat_and_vary(backend, chat_prompt, plain) -> No
     c = [backend.stream(chat_prompt, sampler=plain(**hot, seed=n)).collect().text for n in (12, 13, 14)]
     assert a.text == b.text
     assert any(t != a.text for t in c)
+
+
+def test_a_sillytavern_preset_drives_the_in_process_chain(backend, chat_prompt, reference_dir) -> None:
+    from rp_context.presets import import_sillytavern_file
+    from rp_context.sampling import SamplerSettings
+
+    preset = import_sillytavern_file(reference_dir / "sillytavern" / "textgen" / "Universal-Light.json")
+    s = SamplerSettings.model_validate(preset.model_dump(exclude={"name", "description"}))
+    s = s.model_copy(update={"seed": 3, "max_tokens": 16})
+    chain = backend._sampler(s, list(chat_prompt))
+    assert list(chain.order) == [*s.chain_order(), "dist"]  # the preset's samplers, in its order
+    first = backend.stream(chat_prompt, sampler=s).collect()
+    again = backend.stream(chat_prompt, sampler=s).collect()
+    assert first.text.strip() and first.text == again.text  # seeded through the whole chain
+    greedy = backend.stream(chat_prompt, sampler=s.model_copy(update={"temperature": 0.0})).collect()
+    hot = [backend.stream(chat_prompt, sampler=s.model_copy(update={"seed": k})).collect().text
+           for k in (4, 5, 6)]
+    assert any(t != greedy.text for t in [first.text, *hot])  # temperature 1.25 really samples
