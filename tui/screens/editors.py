@@ -12,11 +12,9 @@ from typing import Any
 from pydantic import ValidationError
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.timer import Timer
-from textual.widgets import Button, Input, Label, Select, Static, TextArea
+from textual.widgets import Input, Label, Select, Static, TextArea
 
 from rp_context.assemble import AuthorNote
 from rp_context.cards import load_card, load_persona, load_roster, save_card
@@ -27,6 +25,7 @@ from rp_context.paths import bundled_dir
 
 from ..config import cards_dir, personas_dir
 from ..widgets.budget import BudgetBar, budget_parts
+from .modals import SaveDialog, save_buttons
 
 __all__ = ["CARD_FIELDS", "ALT_SEPARATOR", "AuthorNoteScreen", "CardEditorScreen", "PersonaScreen",
            "card_path_of"]
@@ -61,11 +60,11 @@ def _is_sample(path: Path) -> bool:
         return False
 
 
-class CardEditorScreen(ModalScreen[bool]):
+class CardEditorScreen(SaveDialog[bool]):
     """Edit one card of the open chat. Token counts and the budget bar update as you type;
     ctrl+s saves (your copy, for a sample card) and reopens the chat with it; Esc drops edits."""
 
-    BINDINGS = [Binding("ctrl+s", "save", "Save"), Binding("escape", "cancel", "Cancel")]
+    CANCELLED = False
 
     def __init__(self, session: Any, index: int) -> None:
         super().__init__(classes="modal")
@@ -89,9 +88,7 @@ class CardEditorScreen(ModalScreen[bool]):
                     yield TextArea(self._value(key), id=f"field-{key}", soft_wrap=True,
                                    classes="field")
             yield Static("", id="card-error", classes="error", markup=False)
-            with Horizontal(classes="buttons"):
-                yield Button("Save (ctrl+s)", id="save", variant="primary")
-                yield Button("Cancel (esc)", id="cancel")
+            yield save_buttons()
 
     def on_mount(self) -> None:
         for key, _ in CARD_FIELDS:
@@ -158,15 +155,6 @@ class CardEditorScreen(ModalScreen[bool]):
         title.update(f"Next prompt {report.tokens:,} / {report.n_ctx:,} tokens · card "
                      f"{parts['card']:,}{dropped}")
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "save":
-            self.action_save()
-        else:
-            self.dismiss(False)
-
-    def action_cancel(self) -> None:
-        self.dismiss(False)
-
     def action_save(self) -> None:
         app: Any = self.app
         source = card_path_of(app, self.index)
@@ -203,10 +191,8 @@ class CardEditorScreen(ModalScreen[bool]):
         self.dismiss(True)
 
 
-class PersonaScreen(ModalScreen[Path | None]):
+class PersonaScreen(SaveDialog[Path | None]):
     """Create or edit a persona: your name and who you are. Saved under personas/ (YAML)."""
-
-    BINDINGS = [Binding("ctrl+s", "save", "Save"), Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, path: Path | None) -> None:
         super().__init__(classes="modal")
@@ -229,18 +215,7 @@ class PersonaScreen(ModalScreen[Path | None]):
             yield Label("Who you are (goes into the prompt)")
             yield TextArea(p.description, id="persona-description", soft_wrap=True)
             yield Static(self.problem, id="persona-error", classes="error", markup=False)
-            with Horizontal(classes="buttons"):
-                yield Button("Save and use (ctrl+s)", id="save", variant="primary")
-                yield Button("Cancel (esc)", id="cancel")
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "save":
-            self.action_save()
-        else:
-            self.dismiss(None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+            yield save_buttons("Save and use (ctrl+s)")
 
     def action_save(self) -> None:
         name = self.query_one("#persona-name", Input).value.strip()
@@ -265,11 +240,11 @@ class PersonaScreen(ModalScreen[Path | None]):
         self.dismiss(target)
 
 
-class AuthorNoteScreen(ModalScreen[bool]):
+class AuthorNoteScreen(SaveDialog[bool]):
     """The chat's author's note: text, depth (messages from the end) and interval (every N-th
     user message; 0 never). Saved in the chat file where SillyTavern keeps it."""
 
-    BINDINGS = [Binding("ctrl+s", "save", "Save"), Binding("escape", "cancel", "Cancel")]
+    CANCELLED = False
 
     def __init__(self, session: Any) -> None:
         super().__init__(classes="modal")
@@ -293,18 +268,7 @@ class AuthorNoteScreen(ModalScreen[bool]):
                     yield Select([(r, r) for r in ("system", "user", "assistant")], value=n.role,
                                  id="note-role", allow_blank=False)
             yield Static("", id="note-error", classes="error", markup=False)
-            with Horizontal(classes="buttons"):
-                yield Button("Save (ctrl+s)", id="save", variant="primary")
-                yield Button("Cancel (esc)", id="cancel")
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "save":
-            self.action_save()
-        else:
-            self.dismiss(False)
-
-    def action_cancel(self) -> None:
-        self.dismiss(False)
+            yield save_buttons()
 
     def action_save(self) -> None:
         try:

@@ -3,6 +3,8 @@ import a file, settings. Every dialog is centred (the `modal` class) and Esc can
 
 from __future__ import annotations
 
+from typing import Any, Generic, TypeVar
+
 from pydantic import ValidationError
 from rich.text import Text
 from textual.app import ComposeResult
@@ -21,7 +23,38 @@ from ..config import Settings, settings_path
 from ..library import ImportResult, import_file
 
 __all__ = ["PickScreen", "ConfirmScreen", "AskScreen", "EditScreen", "ImportScreen",
-           "SettingsScreen"]
+           "SettingsScreen", "SaveDialog", "save_buttons"]
+
+ResultT = TypeVar("ResultT")
+
+
+def save_buttons(save: str = "Save (ctrl+s)", cancel: str = "Cancel (esc)") -> Horizontal:
+    """The row of Save and Cancel buttons every editing dialog ends with."""
+    return Horizontal(Button(save, id="save", variant="primary"), Button(cancel, id="cancel"),
+                      classes="buttons")
+
+
+class SaveDialog(ModalScreen[ResultT], Generic[ResultT]):
+    """A dialog that saves or cancels: the Save button and ctrl+s run `action_save`; Cancel and
+    Esc dismiss it with `CANCELLED`."""
+
+    BINDINGS = [Binding("ctrl+s", "save", "Save"), Binding("escape", "cancel", "Cancel")]
+    CANCELLED: Any = None
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "save":
+            self.action_save()
+        else:
+            self.dismiss(self.CANCELLED)
+
+    def action_save(self) -> None:
+        raise NotImplementedError
+
+    def action_cancel(self) -> None:
+        self.dismiss(self.CANCELLED)
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(self.CANCELLED)
 
 
 class PickScreen(ModalScreen[str | None]):
@@ -116,10 +149,8 @@ class AskScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class EditScreen(ModalScreen[str | None]):
+class EditScreen(SaveDialog[str | None]):
     """Edit a message's text; ctrl+s saves, Esc cancels."""
-
-    BINDINGS = [Binding("ctrl+s", "save", "Save"), Binding("escape", "dismiss_none", "Cancel")]
 
     def __init__(self, title: str, text: str) -> None:
         super().__init__(classes="modal")
@@ -130,21 +161,10 @@ class EditScreen(ModalScreen[str | None]):
         with Vertical(classes="dialog wide"):
             yield Label(self.title_text, classes="dialog-title")
             yield TextArea(self.text, id="edit-text", soft_wrap=True)
-            with Horizontal(classes="buttons"):
-                yield Button("Save (ctrl+s)", id="save", variant="primary")
-                yield Button("Cancel (esc)", id="cancel")
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "save":
-            self.action_save()
-        else:
-            self.dismiss(None)
+            yield save_buttons()
 
     def action_save(self) -> None:
         self.dismiss(self.query_one(TextArea).text)
-
-    def action_dismiss_none(self) -> None:
-        self.dismiss(None)
 
 
 class ImportScreen(ModalScreen[ImportResult | None]):
