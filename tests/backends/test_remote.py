@@ -28,13 +28,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# llama-cpp-python's server, with the llama.cpp guards rp-context applies in process (no AMX
+# weight buffers where the CPU reports AMX: a -march=native build dies with SIGILL in this VM).
+_SERVER_MAIN = (
+    "import runpy; from rp_context._llama import import_llama_cpp; import_llama_cpp(); "
+    "runpy.run_module('llama_cpp.server', run_name='__main__', alter_sys=True)"
+)
+
+
 @pytest.fixture(scope="module")
 def server(smollm_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A llama-cpp-python server on a free loopback port; always killed afterwards."""
     port = _free_port()
     log = (tmp_path_factory.mktemp("server") / "server.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm_path),
+        [sys.executable, "-c", _SERVER_MAIN, "--model", str(smollm_path),
          "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2",
          "--verbose", "False"],
         stdout=log, stderr=subprocess.STDOUT,

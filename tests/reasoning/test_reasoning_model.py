@@ -106,12 +106,12 @@ def test_budget_close_goes_on_from_the_cached_prompt(think_preset, tmp_path, rep
     text = "".join(turn)
     assert len(backend.prompts) == 2  # the budget (12 tokens) closed the block once
     first, second = backend.prompts
-    assert isinstance(second, PromptInput) and second.ids is not None
-    assert list(second.ids[: len(first)]) == list(first)  # the prompt, then the reasoning
+    assert isinstance(second, PromptInput) and second.ids is not None and first.ids is not None
+    assert list(second.ids[: len(first.ids)]) == list(first.ids)  # the prompt, then the reasoning
     closing = LlamaTokenizer(model).tokenize("\n</think>\n\n", special=True)
     assert list(second.ids[-len(closing):]) == closing
     metrics = backend.inner.last_result.metrics
-    assert metrics.reused_tokens >= len(first)  # llama.cpp read only the closing tokens anew
+    assert metrics.reused_tokens >= len(first.ids)  # llama.cpp read only the closing tokens anew
     assert turn.message is not None and turn.message.reasoning and turn.message.text == text.strip()
     assert len(LlamaTokenizer(model).tokenize(turn.message.reasoning)) <= 14
 
