@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
@@ -14,18 +13,13 @@ import httpx
 import pytest
 
 from rp_context.backends.base import PromptInput
+from rp_context.backends.llamaserver import free_port
 from rp_context.backends.remote import RemoteBackend
 from rp_context.errors import BackendError
 from rp_context.quickstart import chatml_parts, read_simple_card
 from rp_context.tokens import join_parts
 
 pytestmark = pytest.mark.model
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # llama-cpp-python's server, with the llama.cpp guards rp-context applies in process (no AMX
@@ -39,7 +33,7 @@ _SERVER_MAIN = (
 @pytest.fixture(scope="module")
 def server(smollm_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A llama-cpp-python server on a free loopback port; always killed afterwards."""
-    port = _free_port()
+    port = free_port()
     log = (tmp_path_factory.mktemp("server") / "server.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-c", _SERVER_MAIN, "--model", str(smollm_path),
@@ -139,6 +133,6 @@ def test_cancel_and_errors(greedy, server: str, repo_dir: Path) -> None:
     with pytest.raises(BackendError, match="prompt text"):
         remote.stream(PromptInput(ids=(1, 2, 3)))
     remote.close()
-    dead = RemoteBackend(f"http://127.0.0.1:{_free_port()}", kind="llama.cpp")
+    dead = RemoteBackend(f"http://127.0.0.1:{free_port()}", kind="llama.cpp")
     with pytest.raises(BackendError, match="127.0.0.1"):
         dead.stream("hi").collect()
