@@ -149,7 +149,7 @@ def detect_family(
 
 
 def _candidates(first: str | None) -> list[str]:
-    from .templates.families import list_families
+    from .presets.families import list_families
 
     names = list_families()
     return ([first] if first in names else []) + [n for n in names if n != first and n != "plain"]
@@ -192,7 +192,7 @@ def _from_template(source: str, bos: str | None, eos: str | None, label: str) ->
 
 @lru_cache(maxsize=128)
 def _family_cached(name: str) -> Any:
-    from .templates.families import get_family
+    from .presets.families import get_family
 
     return get_family(name)
 
@@ -202,7 +202,7 @@ def _family(name: str) -> Any:
 
 
 def _from_architecture(architecture: str | None, name: str | None) -> FamilyGuess:
-    from .templates.families import get_family
+    from .presets.families import get_family
 
     arch = (architecture or "").lower()
     lname = (name or "").lower()

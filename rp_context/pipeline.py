@@ -45,7 +45,7 @@ class Setup:
 def load_setup(spec: str | Path | None = None, *, budget: str | Path | None = None) -> Setup:
     """A bundle name, a family name (with the default context and system prompt), a preset file,
     or a model's own template (`gguf:MODEL`, a `.jinja` file) as the instruct template."""
-    from .templates.families import instruct_from_model_template, is_model_template_spec
+    from .modeltemplates import instruct_from_model_template, is_model_template_spec
 
     spec = str(spec) if spec else DEFAULT_BUNDLE
     path = Path(spec).expanduser()

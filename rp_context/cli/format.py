@@ -64,7 +64,7 @@ def _read_messages(path: str) -> list[Any]:
 
 
 def _format(args: argparse.Namespace) -> int:
-    from ..templates.families import resolve_template
+    from ..modeltemplates import resolve_template
     from ..templates.model import InstructTemplate
 
     messages = _read_messages(args.messages)

@@ -32,8 +32,8 @@ def register(sub: Any) -> None:
 
 
 def _report(args: argparse.Namespace) -> Any:
+    from ..doctor import check_model, check_template
     from ..models import resolve_model
-    from ..templates.doctor import check_model, check_template
     from ..templates.jinja import JinjaTemplate
     from ..tokens import LlamaTokenizer
 

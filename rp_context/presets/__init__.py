@@ -3,6 +3,7 @@ plus SillyTavern JSON import and export."""
 
 from __future__ import annotations
 
+from .families import FAMILY_ALIASES, get_family, list_families
 from .library import (
     PresetEntry,
     find_preset,
@@ -30,6 +31,9 @@ from .sillytavern import (
 from .yamlio import dump_preset, kind_of, load_preset_file, parse_preset_text, save_preset
 
 __all__ = [
+    "FAMILY_ALIASES",
+    "get_family",
+    "list_families",
     "PRESET_VERSION",
     "KIND_DIRS",
     "Preset",

@@ -1,15 +1,10 @@
 """Chat templates: the instruct-template model, built-in families, the model's own Jinja
-template, stop strings, BOS handling and parsing a prompt back into messages."""
+template, stop strings, BOS handling and parsing a prompt back into messages. Families by
+name live with the presets (`rp_context.presets.families`); a model's own template in
+`rp_context.modeltemplates`."""
 
 from __future__ import annotations
 
-from .families import (
-    FAMILY_ALIASES,
-    get_family,
-    list_families,
-    resolve_template,
-    template_for_model,
-)
 from .jinja import JinjaTemplate
 from .model import ROLES, InstructTemplate, Message, as_messages, c_trim
 from .parse import is_parseable, parse_prompt
@@ -28,11 +23,6 @@ __all__ = [
     "token_ids",
     "as_messages",
     "c_trim",
-    "get_family",
-    "list_families",
-    "resolve_template",
-    "template_for_model",
-    "FAMILY_ALIASES",
     "parse_prompt",
     "is_parseable",
     "instruct_stop_strings",

@@ -38,10 +38,10 @@ from rp_context.cards.roster import load_roster
 from rp_context.chat import chat_from_text, chat_to_text
 from rp_context.cli import main as cli_main
 from rp_context.errors import RPContextError
+from rp_context.presets import get_family
 from rp_context.presets.models import ContextPreset
 from rp_context.presets.sillytavern import import_sillytavern_file
 from rp_context.presets.yamlio import parse_preset_text
-from rp_context.templates import get_family
 from rp_context.templates.jinja import JinjaTemplate, template_problem
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,10 +19,10 @@ from rp_context.cards.lorebook import load_lorebook, lorebook_from_dict
 from rp_context.chat import MAX_CHAT_LINE_BYTES, Chat, ChatHeader, ChatMessage, load_chat, save_chat
 from rp_context.errors import CardError, PresetError, TemplateError
 from rp_context.macros import MacroContext, expand_macros
+from rp_context.presets import get_family
 from rp_context.presets.models import ContextPreset
 from rp_context.presets.sillytavern import import_sillytavern_file
 from rp_context.presets.yamlio import parse_preset_text
-from rp_context.templates import get_family
 from rp_context.templates.jinja import JinjaTemplate, template_problem
 from rp_context.tokens import TiktokenCounter
 from rp_context.worldinfo import WorldInfoSettings

@@ -17,9 +17,9 @@ from rp_context.cards import card_from_bytes
 from rp_context.cards.persona import Persona
 from rp_context.cards.roster import GroupRoster
 from rp_context.chat import Chat, ChatHeader, ChatMessage
+from rp_context.presets import get_family, list_families
 from rp_context.presets.sillytavern import import_sillytavern_file
 from rp_context.safeload import flat_name
-from rp_context.templates import get_family, list_families
 
 MARKERS = ["<|im_end|>", "<|im_start|>", "<|eot_id|>", "<|start_header_id|>", "<end_of_turn>",
            "<start_of_turn>", "<|end|>", "<|user|>", "</s>", "<s>", "[INST]", "[/INST]", "<|endoftext|>"]

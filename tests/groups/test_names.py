@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rp_context.group import group_card_fields, member_stop_strings, others, trim_reply
-from rp_context.templates import Message, get_family, render_instruct
+from rp_context.presets import get_family
+from rp_context.templates import Message, render_instruct
 
 from .conftest import Cast
 

@@ -17,13 +17,15 @@ from rp_context.presets import (
     SamplerPreset,
     dump_preset,
     find_preset,
+    get_family,
+    list_families,
     list_presets,
     load_preset,
     load_preset_file,
     parse_preset_text,
 )
 from rp_context.sampling import SamplerSettings
-from rp_context.templates import InstructTemplate, get_family, list_families
+from rp_context.templates import InstructTemplate
 
 FAMILIES = {
     "chatml", "llama2", "llama3", "mistral-v1", "mistral-v3", "mistral-v3-tekken", "mistral-v7",

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from rp_context.cli import main
+from rp_context.doctor import TemplateReport, check_template
 from rp_context.templates import JinjaTemplate
-from rp_context.templates.doctor import TemplateReport, check_template
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"

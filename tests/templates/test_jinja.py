@@ -11,7 +11,8 @@ import pytest
 from _convgen import conversations
 
 from rp_context.errors import TemplateError
-from rp_context.templates import JinjaTemplate, Message, c_trim, get_family
+from rp_context.presets import get_family
+from rp_context.templates import JinjaTemplate, Message, c_trim
 
 GOLDEN_NOW = datetime(2025, 1, 26)  # the date the golden renders were made with
 N = 200

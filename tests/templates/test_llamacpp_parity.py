@@ -8,7 +8,8 @@ import pytest
 from _convgen import conversations
 
 from rp_context.errors import TemplateError
-from rp_context.templates import Message, c_trim, get_family
+from rp_context.presets import get_family
+from rp_context.templates import Message, c_trim
 from rp_context.templates.llamacpp import llamacpp_apply_template, llamacpp_builtin_names
 
 # our family -> llama.cpp builtin name: every builtin that renders text (all but deepseek-ocr

@@ -11,7 +11,8 @@ import pytest
 from rp_context.cli import main
 from rp_context.errors import RPContextError, TemplateError
 from rp_context.pipeline import load_setup
-from rp_context.templates import InstructTemplate, JinjaTemplate, Message, get_family
+from rp_context.presets import get_family
+from rp_context.templates import InstructTemplate, JinjaTemplate, Message
 
 
 def _chat(tmp_path: Path) -> Path:

@@ -10,13 +10,9 @@ from pathlib import Path
 import pytest
 
 from rp_context.cli import main
-from rp_context.templates import (
-    JinjaTemplate,
-    Message,
-    get_family,
-    stop_token_ids,
-    template_for_model,
-)
+from rp_context.modeltemplates import template_for_model
+from rp_context.presets import get_family
+from rp_context.templates import JinjaTemplate, Message, stop_token_ids
 from rp_context.tokens import LlamaTokenizer
 
 pytestmark = pytest.mark.model

@@ -7,16 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rp_context.errors import TemplateError
-from rp_context.templates import (
-    InstructTemplate,
-    Message,
-    c_trim,
-    get_family,
-    is_parseable,
-    list_families,
-    parse_prompt,
-    resolve_template,
-)
+from rp_context.modeltemplates import resolve_template
+from rp_context.presets import get_family, list_families
+from rp_context.templates import InstructTemplate, Message, c_trim, is_parseable, parse_prompt
 
 CONV = [
     Message("system", "Be Wren."),

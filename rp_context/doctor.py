@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from ..errors import TemplateError
-from .model import InstructTemplate, Message
+from .errors import TemplateError
+from .templates.model import InstructTemplate, Message
 
 __all__ = ["Finding", "TemplateReport", "check_template", "check_model"]
 
@@ -81,7 +81,7 @@ def _special_text(tok: Any, text: str) -> set[str]:
 
 
 def _check_bos(jinja: Any, tok: Any) -> Finding:
-    from .induce import writes_bos
+    from .templates.induce import writes_bos
 
     if tok is None:
         return Finding("double-bos", "skipped", "needs the model's vocabulary (--model)")
@@ -188,7 +188,7 @@ def _check_prefix_stable(jinja: Any) -> Finding:
 
 
 def _check_content_kept(jinja: Any) -> Finding:
-    from .induce import PROBES
+    from .templates.induce import PROBES
 
     for conv in [_CONV, *PROBES]:
         for agp in (True, False):
@@ -213,7 +213,7 @@ def _check_thinking(jinja: Any) -> Finding:
 
 
 def _check_date(jinja: Any) -> Finding:
-    from .jinja import JinjaTemplate
+    from .templates.jinja import JinjaTemplate
 
     days = [JinjaTemplate(jinja.source, bos_token=jinja.bos_token, eos_token=jinja.eos_token,
                           name=jinja.name, now=datetime(2026, 1, d)) for d in (1, 2)]
@@ -226,7 +226,7 @@ def _check_date(jinja: Any) -> Finding:
 
 def check_template(jinja: Any, tokenizer: Any = None) -> TemplateReport:
     """Run every check on a Jinja template (with the model's vocabulary when there is one)."""
-    from ..detect import detect_family
+    from .detect import detect_family
 
     guess = detect_family(jinja.source, bos_token=jinja.bos_token or None,
                           eos_token=jinja.eos_token or None, template_name=jinja.name)
@@ -261,10 +261,10 @@ def check_template(jinja: Any, tokenizer: Any = None) -> TemplateReport:
 
 def check_model(path: Any = None, tokenizer: Any = None) -> TemplateReport:
     """Check the chat template embedded in a GGUF (default: the default model) with its vocabulary."""
-    from ..detect import detect_family
-    from ..models import resolve_model
-    from ..tokens import LlamaTokenizer
-    from .jinja import JinjaTemplate
+    from .detect import detect_family
+    from .models import resolve_model
+    from .templates.jinja import JinjaTemplate
+    from .tokens import LlamaTokenizer
 
     tok = tokenizer or LlamaTokenizer(resolve_model(path))
     meta = tok.metadata()

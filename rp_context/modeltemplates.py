@@ -1,4 +1,5 @@
-"""Built-in template families (YAML instruct presets) and resolving a `--template` argument."""
+"""A model's own template: which template a GGUF model speaks, and resolving a `--template` or
+`--preset` argument that names a family, a preset file, a `.jinja` file or `gguf:MODEL`."""
 
 from __future__ import annotations
 
@@ -6,47 +7,23 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..errors import TemplateError
-from .model import InstructTemplate
+from .detect import detect_family
+from .errors import TemplateError
+from .models import resolve_model
+from .presets.families import get_family
+from .presets.library import read_preset
+from .reasoning import switch_prefills
+from .templates.jinja import JinjaTemplate
+from .templates.model import InstructTemplate
+from .tokens import LlamaTokenizer
 
 __all__ = [
-    "get_family",
-    "list_families",
-    "resolve_template",
-    "template_for_model",
-    "FAMILY_ALIASES",
+    "instruct_from_model_template",
     "is_model_template_spec",
     "model_template",
-    "instruct_from_model_template",
+    "resolve_template",
+    "template_for_model",
 ]
-
-FAMILY_ALIASES: dict[str, str] = {"llama2-sys": "llama2", "plain-text": "plain", "text": "plain"}
-"""Other names accepted for a family (llama.cpp's `llama2-sys` is our `llama2`)."""
-
-
-def list_families() -> list[str]:
-    """Names of the instruct presets shipped with rp-context (and the user's own)."""
-    from ..presets.library import list_presets
-
-    return [e.name for e in list_presets("instruct")]
-
-
-def get_family(name: str) -> InstructTemplate:
-    """The instruct template called `name` (a shipped family or a user instruct preset)."""
-    from ..errors import PresetError
-    from ..presets.library import find_preset
-    from ..presets.yamlio import load_preset_file
-
-    key = FAMILY_ALIASES.get(name, name)
-    try:
-        entry = find_preset(key, "instruct")
-    except PresetError as exc:
-        raise TemplateError(
-            f"unknown template {name!r}; known: {', '.join(list_families())}"
-        ) from exc
-    preset = load_preset_file(entry.path)
-    assert isinstance(preset, InstructTemplate)
-    return preset
 
 
 def template_for_model(path: str | Path | None = None, tokenizer: Any = None, *, prefer_jinja: bool = False) -> Any:
@@ -57,11 +34,6 @@ def template_for_model(path: str | Path | None = None, tokenizer: Any = None, *,
     (as an instruct template read from it, or the Jinja template itself): never a guess. A model
     without a template gets a guessed family and a visible warning (`warnings.warn`, UserWarning).
     """
-    from ..detect import detect_family
-    from ..models import resolve_model
-    from ..tokens import LlamaTokenizer
-    from .jinja import JinjaTemplate
-
     tok = tokenizer or LlamaTokenizer(resolve_model(path))
     meta = tok.metadata()
     chat_template = meta.get("tokenizer.chat_template") or None
@@ -83,8 +55,6 @@ def template_for_model(path: str | Path | None = None, tokenizer: Any = None, *,
 def resolve_template(spec: str, *, model: str | Path | None = None) -> Any:
     """A `--template` argument: a family name, `auto` (detect from the model), `gguf:MODEL.gguf`,
     a `.jinja` file, or a preset file (our YAML or SillyTavern instruct JSON)."""
-    from ..presets.library import read_preset
-
     if spec == "auto":
         return template_for_model(model)
     if is_model_template_spec(spec):
@@ -106,9 +76,6 @@ def is_model_template_spec(spec: str) -> bool:
 
 def model_template(spec: str) -> Any:
     """The Jinja template `spec` names, with its model's BOS/EOS text for `gguf:`."""
-    from ..models import resolve_model
-    from .jinja import JinjaTemplate
-
     if spec.startswith("gguf:"):
         return JinjaTemplate.from_gguf(resolve_model(spec[len("gguf:") :] or None))
     return JinjaTemplate.from_file(Path(spec).expanduser())
@@ -118,10 +85,6 @@ def instruct_from_model_template(spec: str) -> InstructTemplate:
     """A model's own template where an instruct preset goes: the family that renders it byte for
     byte, or its role markers read off its own renders (checked the same way). TemplateError
     saying why when neither renders it exactly (its turns are not plain role markers)."""
-    from ..detect import detect_family
-    from ..reasoning import switch_prefills
-    from .jinja import JinjaTemplate
-
     jinja = model_template(spec)
     guess = detect_family(jinja.source, bos_token=jinja.bos_token or None,
                           eos_token=jinja.eos_token or None, template_name=jinja.name)
