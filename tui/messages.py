@@ -2,7 +2,8 @@
 
 Workers never touch widgets: generation posts what a turn did (started, a chunk of text, ended,
 failed), loading posts what it opened, listed or imported, or why not. Each message carries the
-data its handler needs, so a handler reads nothing the worker is still changing.
+data its handler needs, so a handler reads nothing the worker is still changing. None bubbles: a
+worker posts to the one screen (or the app) that handles it.
 """
 
 from __future__ import annotations
@@ -40,14 +41,14 @@ __all__ = [
 
 # -- generation (posted to the chat screen) ------------------------------------------------------
 @dataclass
-class ReplyStarted(Message):
+class ReplyStarted(Message, bubble=False):
     """A turn began: the screen shows where its text will stream."""
 
     turn: Turn
 
 
 @dataclass
-class ReplyChunk(Message):
+class ReplyChunk(Message, bubble=False):
     """Streamed text of the current turn (several tokens coalesced), in order."""
 
     turn: Turn
@@ -55,7 +56,7 @@ class ReplyChunk(Message):
 
 
 @dataclass
-class ReplyThinking(Message):
+class ReplyThinking(Message, bubble=False):
     """A reasoning model is in its thinking block; `chars` of reasoning so far."""
 
     speaker: str
@@ -63,7 +64,7 @@ class ReplyThinking(Message):
 
 
 @dataclass
-class ReadingProgress(Message):
+class ReadingProgress(Message, bubble=False):
     """The backend has read `done` of `total` prompt tokens."""
 
     done: int
@@ -71,14 +72,14 @@ class ReadingProgress(Message):
 
 
 @dataclass
-class ReplyEnded(Message):
+class ReplyEnded(Message, bubble=False):
     """A turn finished (to its end, its limit, or stopped); the chat is saved."""
 
     turn: Turn
 
 
 @dataclass
-class ReplyFailed(Message):
+class ReplyFailed(Message, bubble=False):
     """A turn could not run. `expected`: bad input the library reported (a notice); otherwise an
     unexpected error, which the handler also logs."""
 
@@ -87,13 +88,13 @@ class ReplyFailed(Message):
 
 
 @dataclass
-class RepliesDone(Message):
+class RepliesDone(Message, bubble=False):
     """The generation worker is finished with all its turns."""
 
 
 # -- budget preview (posted to the chat screen) --------------------------------------------------
 @dataclass
-class PreviewReady(Message):
+class PreviewReady(Message, bubble=False):
     """The prompt the next turn would send, fitted; `epoch` says which chat state it is for."""
 
     fitted: FittedPrompt
@@ -101,7 +102,7 @@ class PreviewReady(Message):
 
 
 @dataclass
-class PreviewFailed(Message):
+class PreviewFailed(Message, bubble=False):
     """The next prompt cannot be fitted (why, in one line)."""
 
     reason: str
@@ -109,7 +110,7 @@ class PreviewFailed(Message):
 
 # -- loading (posted to the app) ------------------------------------------------------------------
 @dataclass
-class SessionOpened(Message):
+class SessionOpened(Message, bubble=False):
     """A chat opened in a worker, ready to be installed."""
 
     spec: ChatSpec
@@ -119,21 +120,21 @@ class SessionOpened(Message):
 
 
 @dataclass
-class CastListed(Message):
+class CastListed(Message, bubble=False):
     """The cards and groups a picker offers, listed in a worker."""
 
     entries: list[Entry] = field(default_factory=list)
 
 
 @dataclass
-class FileImported(Message):
+class FileImported(Message, bubble=False):
     """A file was checked and copied into the user folder."""
 
     result: ImportResult
 
 
 @dataclass
-class LoadFailed(Message):
+class LoadFailed(Message, bubble=False):
     """Opening, listing or importing failed; `what` names the job. `expected`: the library
     reported bad input (a notice); otherwise an unexpected error, also logged."""
 

@@ -44,7 +44,7 @@ from .inspector import InspectorScreen
 from .modals import ConfirmScreen, EditScreen, PickScreen
 
 if TYPE_CHECKING:
-    from rp_context.budget import FittedPrompt
+    from rp_context.budget import BudgetReport, FittedPrompt
     from rp_context.chat import ChatMessage
     from rp_context.session import ChatSession, Turn, TurnKind
 
@@ -227,7 +227,7 @@ class ChatScreen(Screen[None]):
             activation = s.cast.roster.activation if s.cast.roster else ""
             self.query_one("#roster-title", Static).update(f"Group · {activation} (Enter: mute)")
 
-    def _mark_context(self, report: Any) -> None:
+    def _mark_context(self, report: BudgetReport | None) -> None:
         dropped = set(report.dropped) if report is not None else set()
         for v in self._views():
             v.set_class(v.message_id in dropped, "out-of-context")

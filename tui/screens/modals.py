@@ -206,7 +206,6 @@ class ImportScreen(ModalScreen[ImportResult | None]):
 
     @on(LoadFailed)
     def _not_imported(self, event: LoadFailed) -> None:
-        event.stop()  # the dialog says it; the app need not
         self.query_one("#import-error", Static).update(f"Not imported: {event.error}")
         if not event.expected:
             report_error(self.app, event.error, event.what)
