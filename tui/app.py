@@ -162,9 +162,11 @@ class RPChatApp(App[None]):
             self.post_message(LoadFailed("Open", exc, isinstance(exc, RPContextError)))
             return
         if get_current_worker().is_cancelled:  # a later open replaced this one
+            if new_backend:
+                _close(session.backend)
             return
-        if new_backend and old.backend is not None and hasattr(old.backend, "close"):
-            old.backend.close()
+        if new_backend:
+            _close(old.backend)
         self.post_message(SessionOpened(spec, session, settings, on_ok))
 
     @on(SessionOpened)
@@ -384,3 +386,9 @@ class RPChatApp(App[None]):
             save_settings(self.settings)
         except OSError as exc:
             self.notify(f"Settings not saved: {exc}", severity="error")
+
+
+def _close(backend: Any) -> None:
+    """Free a backend's model (a backend without `close` holds nothing to free)."""
+    if backend is not None and hasattr(backend, "close"):
+        backend.close()
