@@ -1,6 +1,11 @@
 """rp-chat: the Textual app. It holds the open ChatSession and switches chats, presets, personas
 and models; the chat screen does the talking.
 
+Screens get what they show through their constructors (the chat screen: the session, its spec and
+the settings) and ask the app for what only the app does (open, branch, start a chat) by posting
+messages. Opening a chat, listing the cast and importing run in thread workers that post typed
+messages (`tui.messages`); a failure there is a notice, never a crash.
+
 Nothing is lost by accident: every chat change is saved by the library as it happens, settings
 are saved only once they were applied, and an unexpected error is logged to the data folder,
 shown, and ends the app with a non-zero exit code.
@@ -13,9 +18,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from textual import work
+from textual import on, work
 from textual.app import App
 from textual.binding import Binding
+from textual.worker import get_current_worker
 
 from rp_context.chat import save_chat
 from rp_context.chatfolder import branch_chat
@@ -32,8 +38,9 @@ from .config import (
     save_settings,
     save_state,
 )
-from .crashlog import log_error
+from .crashlog import log_error, report_error
 from .library import ImportResult, list_cast, list_personas, list_preset_names
+from .messages import CastListed, LoadFailed, SessionOpened
 from .screens import (
     ChatBrowserScreen,
     ChatScreen,
@@ -86,7 +93,8 @@ class RPChatApp(App[None]):
     def on_mount(self) -> None:
         if self.settings.keys:
             self.set_keymap(self.settings.keys)
-        self.push_screen(ChatScreen())
+        self.push_screen(ChatScreen(self.session, self.spec, self.settings,
+                                    cursor_blink=self.cursor_blink))
         self._remember()
         if self.problems:
             problem = "; ".join(self.problems)
@@ -101,12 +109,15 @@ class RPChatApp(App[None]):
         self.crash_log = log_error(error, "unexpected error in rp-chat")
         super()._handle_exception(error)
 
-    def log_worker_error(self, error: BaseException, what: str) -> None:
-        """A background job failed unexpectedly: log it and say so; the chat on disk is intact."""
-        path = log_error(error, what)
-        where = f" (details in {path})" if path else ""
-        self.notify(f"{type(error).__name__}: {error}{where}", title=f"{what} failed",
-                    severity="error", timeout=15)
+    @on(LoadFailed)
+    def _load_failed(self, event: LoadFailed) -> None:
+        """Opening or listing failed: the library's reason as a notice, anything else logged too."""
+        self.chat_screen.busy(None)
+        if event.expected:
+            self.notify(str(event.error), title=f"Cannot {event.what.lower()}", severity="error",
+                        timeout=10)
+        else:
+            report_error(self, event.error, event.what)
 
     def _remember(self) -> None:
         """Save where the user is, so the next start opens here."""
@@ -135,36 +146,41 @@ class RPChatApp(App[None]):
         if self.chat_screen.generating:
             self.notify("Wait for the reply to finish (Esc stops it).", severity="warning")
             return
+        self.chat_screen.busy("Opening the chat…")
         self._reopen(spec, fresh, new_backend, settings or self.settings, on_ok)
 
     @work(thread=True, exclusive=True, group="open", exit_on_error=False)
     def _reopen(self, spec: ChatSpec, fresh: bool, new_backend: bool, settings: Settings,
                 on_ok: Callable[[], None] | None) -> None:
+        """Open the chat off the UI thread (a model may load); post it, or why it failed."""
         old = self.session
         backend = None if new_backend else old.backend
         counter = None if new_backend else old.counter
-        self.call_from_thread(self.notify, "Opening…", timeout=2)
         try:
             session = open_session(spec, settings, backend=backend, counter=counter, fresh=fresh)
-        except RPContextError as exc:
-            self.call_from_thread(self.notify, str(exc), title="Cannot open", severity="error", timeout=10)
-            return
         except Exception as exc:  # noqa: BLE001 - a failed open must never end the chat
-            self.call_from_thread(self.log_worker_error, exc, "Opening")
+            self.post_message(LoadFailed("Open", exc, isinstance(exc, RPContextError)))
             return
-        if new_backend and old.backend is not None and hasattr(old.backend, "close"):
-            old.backend.close()
-        self.call_from_thread(self._install, spec, session, settings, on_ok)
+        if get_current_worker().is_cancelled:  # a later open replaced this one
+            if new_backend:
+                _close(session.backend)
+            return
+        if new_backend:
+            _close(old.backend)
+        self.post_message(SessionOpened(spec, session, settings, on_ok))
 
-    async def _install(self, spec: ChatSpec, session: ChatSession, settings: Settings,
-                       on_ok: Callable[[], None] | None) -> None:
-        self.spec = replace(spec, chat=session.chat_path)
+    @on(SessionOpened)
+    async def _install(self, event: SessionOpened) -> None:
+        """Make the opened chat the app's and show it."""
+        session = event.session
+        self.spec = replace(event.spec, chat=session.chat_path)
         self.session = session
-        self.settings = settings
-        if on_ok is not None:
-            on_ok()
+        self.settings = event.settings
+        if event.on_ok is not None:
+            event.on_ok()
         self._remember()
-        await self.chat_screen.reload()
+        self.chat_screen.busy(None)
+        await self.chat_screen.reload(session, self.spec, self.settings)
 
     def new_chat(self, greeting: int = 0) -> None:
         """A new chat file for the same cast, opening with greeting number `greeting`."""
@@ -179,7 +195,7 @@ class RPChatApp(App[None]):
             return
         self.spec = replace(self.spec, chat=path)
         self._remember()
-        self.call_later(self.chat_screen.reload)
+        self.call_later(self.chat_screen.reload, self.session, self.spec)
 
     def open_chat_file(self, path: Path) -> None:
         """Reopen this cast on another of its chat files."""
@@ -204,9 +220,43 @@ class RPChatApp(App[None]):
         self.notify(f"Branched into {path.name}; {parent} is unchanged.", title="Branch")
         self.open_chat_file(path)
 
+    @on(ChatScreen.NewChatRequested)
+    def _new_chat_requested(self, event: ChatScreen.NewChatRequested) -> None:
+        self.new_chat(event.greeting)
+
+    @on(ChatScreen.BranchRequested)
+    def _branch_requested(self, event: ChatScreen.BranchRequested) -> None:
+        self.branch_from(event.message_id)
+
+    @on(ChatScreen.ReopenRequested)
+    def _reopen_requested(self, event: ChatScreen.ReopenRequested) -> None:
+        self.reopen(event.spec)
+
+    @on(ChatBrowserScreen.OpenChatRenamed)
+    def _follow_rename(self, event: ChatBrowserScreen.OpenChatRenamed) -> None:
+        """The open chat's file has a new name: the session saves there and the next start opens it."""
+        self.session.chat_path = event.path
+        self.spec = replace(self.spec, chat=event.path)
+        self.chat_screen.spec = self.spec
+        self._remember()
+
     # -- pickers ---------------------------------------------------------------------------------------
     def action_pick_cast(self) -> None:
-        entries = list_cast()
+        """List the cards and groups off the UI thread (every file is read); the picker follows."""
+        self.chat_screen.busy("Listing cards and groups…")
+        self._list_cast()
+
+    @work(thread=True, exclusive=True, group="list", exit_on_error=False)
+    def _list_cast(self) -> None:
+        try:
+            self.post_message(CastListed(list_cast()))
+        except Exception as exc:  # noqa: BLE001 - a listing that fails is a notice
+            self.post_message(LoadFailed("List the cards", exc, isinstance(exc, RPContextError)))
+
+    @on(CastListed)
+    def _pick_cast(self, event: CastListed) -> None:
+        self.chat_screen.busy(None)
+        entries = event.entries
         options = [(str(e.path), f"{'Group: ' if e.kind == 'roster' else ''}{e.name}  [{e.origin}]",
                     e.problem) for e in entries]
         kinds = {str(e.path): e.kind for e in entries}
@@ -323,7 +373,7 @@ class RPChatApp(App[None]):
         if new.keys:
             self.set_keymap(new.keys)
         ok()
-        self.chat_screen.apply_settings()
+        self.chat_screen.apply_settings(new)
         self.notify("Settings applied and saved.")
 
     def action_help(self) -> None:
@@ -336,3 +386,9 @@ class RPChatApp(App[None]):
             save_settings(self.settings)
         except OSError as exc:
             self.notify(f"Settings not saved: {exc}", severity="error")
+
+
+def _close(backend: Any) -> None:
+    """Free a backend's model (a backend without `close` holds nothing to free)."""
+    if backend is not None and hasattr(backend, "close"):
+        backend.close()

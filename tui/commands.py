@@ -42,12 +42,12 @@ class ChatCommands(Provider):
     def _commands(self) -> list[tuple[str, Any, str]]:
         from .screens.chat import ChatScreen
 
-        app: Any = self.app
+        app = self.app
         chat = next((s for s in app.screen_stack if isinstance(s, ChatScreen)), None)
         out: list[tuple[str, Any, str]] = []
         if chat is not None:
             out += [(name, partial(chat.run_action, action), key) for name, action, key in ACTIONS]
-            session = app.session
+            session = chat.session
             if session.is_group and session.cast.roster is not None:
                 muted = set(session.muted)
                 for m in session.members:

@@ -6,10 +6,13 @@ from __future__ import annotations
 import datetime as _dt
 import traceback
 from pathlib import Path
+from typing import Any
+
+from textual.app import App
 
 from .config import logs_dir
 
-__all__ = ["log_error", "log_path"]
+__all__ = ["log_error", "log_path", "report_error"]
 
 
 def log_path() -> Path:
@@ -28,3 +31,11 @@ def log_error(error: BaseException, where: str = "") -> Path | None:
     except OSError:
         return None
     return path
+
+
+def report_error(app: App[Any], error: BaseException, what: str) -> None:
+    """An unexpected error in a background job: log it and say so; the chat on disk is intact."""
+    path = log_error(error, what)
+    where = f" (details in {path})" if path else ""
+    app.notify(f"{type(error).__name__}: {error}{where}", title=f"{what} failed",
+               severity="error", timeout=15)

@@ -1,26 +1,22 @@
 """What the pickers list (cards, groups, personas, presets) and importing files into the user folder.
 
 Listing never fails on a bad file: the entry carries the problem instead, so the picker can show it.
-Imports check the file with the library's own loaders first and copy it atomically, never over an
-existing file.
+Which kind a file is, and importing it, are the library's (`rp_context.userfiles`); this module
+only points them at the app's folders.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
-
-from rp_context.atomic import write_bytes_atomic
 from rp_context.cards import load_card, load_persona, load_roster
-from rp_context.errors import CardError, InputFileError, PresetError, RPContextError
+from rp_context.errors import RPContextError
 from rp_context.paths import bundled_dir
 from rp_context.presets.library import list_presets
-from rp_context.presets.sillytavern import import_sillytavern, sillytavern_kind
-from rp_context.presets.yamlio import kind_of, save_preset
+from rp_context.userfiles import ImportResult, detect_kind
+from rp_context.userfiles import import_file as _import_file
 
 from .config import cards_dir, personas_dir, presets_dir
 
@@ -43,29 +39,11 @@ class Entry:
     problem: str | None = None
 
 
-def _yaml_kind(path: Path) -> str | None:
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+def _entry(path: Path, origin: str) -> Entry | None:
+    """The picker entry for a card, roster or persona file; None for other kinds (a lorebook)."""
+    kind = detect_kind(path)
+    if kind not in ("card", "roster", "persona"):
         return None
-    return str(doc.get("kind")) if isinstance(doc, dict) and doc.get("kind") else None
-
-
-def _kind_of_file(path: Path) -> EntryKind:
-    name = path.name.lower()
-    if name.endswith((".roster.yaml", ".roster.yml")):
-        return "roster"
-    if name.endswith((".persona.yaml", ".persona.yml")):
-        return "persona"
-    if path.suffix.lower() in {".yaml", ".yml"}:
-        kind = _yaml_kind(path)
-        if kind in ("roster", "persona"):
-            return kind  # type: ignore[return-value]
-    return "card"
-
-
-def _entry(path: Path, origin: str) -> Entry:
-    kind = _kind_of_file(path)
     try:
         if kind == "roster":
             name = load_roster(path).roster.name
@@ -85,10 +63,10 @@ def _files(folder: Path) -> list[Path]:
 
 
 def _scan() -> list[Entry]:
-    out = [_entry(p, "sample") for p in _files(bundled_dir("cards"))]
-    out += [_entry(p, "yours") for p in _files(cards_dir())]
-    out += [_entry(p, "yours") for p in _files(personas_dir())]
-    return out
+    found = [(p, "sample") for p in _files(bundled_dir("cards"))]
+    found += [(p, "yours") for p in _files(cards_dir())]
+    found += [(p, "yours") for p in _files(personas_dir())]
+    return [e for p, origin in found if (e := _entry(p, origin)) is not None]
 
 
 def list_cast() -> list[Entry]:
@@ -113,77 +91,7 @@ def list_preset_names() -> list[tuple[str, str]]:
     return out
 
 
-@dataclass(frozen=True)
-class ImportResult:
-    kind: str
-    """card, roster, persona, or a preset kind (instruct, context, sysprompt...)."""
-    path: Path
-    name: str
-    warnings: tuple[str, ...] = ()
-
-
-def _free_path(folder: Path, name: str, data: bytes) -> tuple[Path, bool]:
-    """Where to copy `name` in `folder` without overwriting; (path, already_there_identical)."""
-    target = folder / name
-    stem, suffix = target.stem, target.suffix
-    n = 2
-    while target.exists():
-        if target.read_bytes() == data:
-            return target, True
-        target = folder / f"{stem}-{n}{suffix}"
-        n += 1
-    return target, False
-
-
-def _is_st_preset(path: Path, data: bytes) -> bool:
-    if path.suffix.lower() != ".json":
-        return False
-    try:
-        obj = json.loads(data.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    return isinstance(obj, dict) and "spec" not in obj and "data" not in obj and sillytavern_kind(obj) is not None
-
-
 def import_file(source: str | Path) -> ImportResult:
-    """Check and copy a card, roster, persona or SillyTavern preset into the user data folder.
-
-    Cards are copied byte for byte (nothing lost); SillyTavern presets are converted to YAML.
-    Raises an InputFileError subclass naming the file and the problem; nothing is written then.
-    """
-    src = Path(source).expanduser()
-    try:
-        if not src.is_file():
-            raise CardError(src, "no such file" if not src.exists() else "is not a regular file")
-        data = src.read_bytes()
-    except OSError as exc:
-        raise CardError(src, f"cannot read the file ({exc.strerror or exc})") from exc
-    if _is_st_preset(src, data):
-        preset = import_sillytavern(json.loads(data.decode("utf-8-sig")), src)
-        kind = kind_of(preset)
-        from rp_context.presets.models import KIND_DIRS
-
-        folder = presets_dir() / KIND_DIRS[kind]
-        target = folder / f"{src.stem}.yaml"
-        if target.exists():
-            raise PresetError(target, f"a {kind} preset with this name exists already; rename the file first")
-        save_preset(preset, target)
-        return ImportResult(kind, target, src.stem)
-    kind = _kind_of_file(src)
-    if kind == "roster":
-        raise CardError(src, "group rosters name their members by file; open it with --roster instead")
-    warnings: list[str] = []
-    if kind == "persona":
-        name = load_persona(src).persona.name
-        folder = personas_dir()
-    else:
-        loaded = load_card(src)
-        name, warnings = loaded.card.data.name, list(loaded.warnings)
-        folder = cards_dir()
-    target, same = _free_path(folder, src.name, data)
-    if not same:
-        try:
-            write_bytes_atomic(target, data)
-        except OSError as exc:
-            raise InputFileError(target, f"cannot write the copy ({exc.strerror or exc})") from exc
-    return ImportResult(kind, target, name or src.stem, tuple(warnings))
+    """Check and copy a card, persona or SillyTavern preset into the user data folder (see
+    `rp_context.userfiles.import_file`); raises an InputFileError subclass, writing nothing."""
+    return _import_file(source, cards=cards_dir(), personas=personas_dir(), presets=presets_dir())

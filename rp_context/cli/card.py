@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CardError, RPContextError
-
-_KINDS = ("card", "lorebook", "persona", "roster", "chat")
+from ..userfiles import detect_kind
 
 
 def register(sub: Any) -> None:
@@ -44,62 +43,6 @@ def register(sub: Any) -> None:
     convert.add_argument("--spec", choices=("v2", "v3"), default="v3", help="JSON spec (default v3)")
     convert.add_argument("--force", action="store_true", help="overwrite the default output file")
     convert.set_defaults(func=_convert)
-
-
-# ------------------------------------------------------------------------------ file kinds
-
-
-def detect_kind(path: Path) -> str:
-    """Which kind of file this is: card, lorebook, persona, roster or chat."""
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        return "chat"
-    if suffix in (".png", ".apng", ".charx", ".jpg", ".jpeg", ".webp"):
-        return "card"
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(64 * 1024 * 1024 + 1)
-    except OSError:
-        return "card"  # let the card loader report it
-    if head.startswith((b"\x89PNG", b"PK")):
-        return "card"
-    try:
-        text = head.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return "card"
-    raw: Any = None
-    try:
-        raw = json.loads(text)
-    except (ValueError, RecursionError):  # JSONDecodeError, or an integer past int()'s digits
-        first = text.lstrip().split("\n", 1)[0]
-        try:
-            if isinstance(json.loads(first), dict) and "\n" in text.strip():
-                return "chat"
-        except (ValueError, RecursionError):
-            pass
-        if suffix in (".yaml", ".yml") or not text.lstrip().startswith(("{", "[")):
-            from ..safeload import loads_yaml
-
-            try:
-                raw = loads_yaml(text, path=path, error=CardError)
-            except RPContextError:
-                return "card"  # the card loader says what is wrong
-    if not isinstance(raw, dict):
-        return "card"
-    kind = raw.get("kind")
-    if kind in _KINDS:
-        return str(kind)
-    if raw.get("spec") == "lorebook_v3" or (
-        isinstance(raw.get("entries"), (dict, list)) and "first_mes" not in raw and "data" not in raw
-    ):
-        return "lorebook"
-    if "personas" in raw and "persona_descriptions" in raw:
-        return "persona"
-    if "members" in raw and ("generation_mode" in raw or "activation_strategy" in raw or "disabled_members" in raw):
-        return "roster"
-    if "user_name" in raw and "character_name" in raw:
-        return "chat"
-    return "card"
 
 
 def _load(path: Path) -> tuple[str, Any]:

@@ -14,8 +14,8 @@ from rp_context.segments import SegmentKind
 from tui.__main__ import main
 from tui.config import Settings, SettingsError, load_settings, save_settings, settings_path
 from tui.screens import InspectorScreen, SettingsScreen
-from tui.screens.inspector import prompt_text
-from tui.widgets.budget import bar_cells, budget_parts
+from tui.screens.inspector import prompt_text, span_sections
+from tui.widgets.budget import SECTION_COLORS, bar_cells, budget_parts
 
 
 async def settle(app: Any, pilot: Any) -> None:
@@ -58,6 +58,31 @@ def test_prompt_colours_follow_the_segments(tiktoken_counter: Any) -> None:
     styles = {str(span.style) for span in text.spans if span.start <= start < span.end}
     assert styles == {"#d7875f"}  # the card colour
     assert SegmentKind.CHAT_MESSAGE in kinds.values()
+
+
+def test_inspector_sections_are_the_budgets(tiktoken_counter: Any) -> None:
+    """Span by span, the inspector's sections add up to the report's (up to the BPE drift the
+    report books on one section), and a story-string label counts as system in both."""
+    from rp_context.paths import default_card_path
+    from rp_context.session import ChatSession
+
+    session = ChatSession.open(cards=[default_card_path()], backend=ScriptedBackend([]),
+                               counter=tiktoken_counter)
+    session.send("Hello there, who are you?")
+    fitted = session.prompt()
+    sections = span_sections(fitted)
+    mine: dict[str, int] = {}
+    for span, section in sections:
+        n = tiktoken_counter.count(span.part.text, special=span.part.special)
+        mine[section] = mine.get(section, 0) + n
+    report = fitted.report.sections
+    assert set(mine) == set(report)
+    assert sum(1 for k in report if report[k] != mine[k]) <= 1
+    assert next(sec for sp, sec in sections if sp.part.text == "\nScenario: ") == "system"
+    text = prompt_text(fitted)
+    start = fitted.text.index("\nScenario: ")
+    styles = {str(span.style) for span in text.spans if span.start <= start < span.end}
+    assert styles == {f"{SECTION_COLORS['system']} italic"}
 
 
 def test_bar_cells_fill_the_width_in_proportion() -> None:

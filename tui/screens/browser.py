@@ -3,13 +3,12 @@ message count and last line; open, rename or delete one. Branches name their par
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label, Static
 
@@ -30,6 +29,13 @@ class ChatBrowserScreen(ModalScreen[Path | None]):
         Binding("r", "rename", "Rename"),
         Binding("d,delete", "delete", "Delete"),
     ]
+
+    class OpenChatRenamed(Message):
+        """The open chat's file was renamed to `path`; whoever holds the session follows it."""
+
+        def __init__(self, path: Path) -> None:
+            super().__init__()
+            self.path = path
 
     def __init__(self, cast: str, folder: Path, current: Path | None) -> None:
         super().__init__(classes="modal")
@@ -104,10 +110,7 @@ class ChatBrowserScreen(ModalScreen[Path | None]):
         self.app.push_screen(AskScreen("New name for this chat", chat.name), named)
 
     def _follow_rename(self, target: Path) -> None:
-        app: Any = self.app
-        app.session.chat_path = target
-        app.spec = replace(app.spec, chat=target)
-        app._remember()
+        self.post_message(self.OpenChatRenamed(target))
 
     def action_delete(self) -> None:
         chat = self._selected()

@@ -1,5 +1,5 @@
 """The chat screen: messages, the message box, the side panel (budget, group, memory); generation
-runs in a thread worker.
+runs in a thread worker that posts typed messages (`tui.messages`) and never touches a widget.
 
 All prompt and chat logic is the library's ChatSession: this screen sends, asks for replies,
 swipes, edits, deletes and branches through it, and shows what it reports. Message actions need
@@ -10,6 +10,7 @@ focus goes back to the message box, so typing never lands on a message.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -17,19 +18,38 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, ProgressBar, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from rp_context.cards import load_card
 from rp_context.errors import RPContextError
 
+from ..crashlog import report_error
+from ..messages import (
+    PreviewFailed,
+    PreviewReady,
+    ReadingProgress,
+    RepliesDone,
+    ReplyChunk,
+    ReplyEnded,
+    ReplyFailed,
+    ReplyStarted,
+    ReplyThinking,
+)
 from ..widgets import BudgetPanel, CardPicture, MemoryPanel, MessageView, PromptInput, RosterList
+from .editors import AuthorNoteScreen, CardEditorScreen, card_path_of
 from .inspector import InspectorScreen
 from .modals import ConfirmScreen, EditScreen, PickScreen
 
 if TYPE_CHECKING:
+    from rp_context.budget import BudgetReport, FittedPrompt
     from rp_context.chat import ChatMessage
-    from rp_context.session import ChatSession, Turn
+    from rp_context.session import ChatSession, Turn, TurnKind
+
+    from ..config import Settings
+    from ..sessions import ChatSpec
 
 __all__ = ["ChatScreen", "FLUSH_SECONDS", "NARROW", "STOPPED_KEY"]
 
@@ -70,19 +90,44 @@ class ChatScreen(Screen[None]):
     BINDINGS = [b if b.key in ("escape", "question_mark") else replace(b, priority=True)
                 for b in BINDINGS]
 
-    def __init__(self) -> None:
+    class NewChatRequested(Message):
+        """The user wants a new chat opening with greeting number `greeting` (the app makes it)."""
+
+        def __init__(self, greeting: int) -> None:
+            super().__init__()
+            self.greeting = greeting
+
+    class BranchRequested(Message):
+        """The user wants a new chat branched at `message_id` (the app makes and opens it)."""
+
+        def __init__(self, message_id: str) -> None:
+            super().__init__()
+            self.message_id = message_id
+
+    class ReopenRequested(Message):
+        """The chat should open again from `spec` (e.g. with an edited card); the app opens it."""
+
+        def __init__(self, spec: ChatSpec) -> None:
+            super().__init__()
+            self.spec = spec
+
+    def __init__(self, session: ChatSession, spec: ChatSpec, settings: Settings, *,
+                 cursor_blink: bool = True) -> None:
+        """The screen shows `session` (opened from `spec`) until `reload` hands it another."""
         super().__init__()
+        self.session = session
+        self.spec = spec
+        self.settings = settings
+        self.cursor_blink = cursor_blink
         self.generating = False
-        self.preview: Any = None
+        self.preview: FittedPrompt | None = None
         self._turn: Turn | None = None
+        self._view: MessageView | None = None
+        """Where the current turn streams (None: into the message box, for impersonate)."""
         self._epoch = 0
         self._panel_choice: bool | None = None
         """The user's ctrl+b choice; None: follow the terminal's width."""
         self._pictures: dict[str, bytes | None] = {}
-
-    @property
-    def session(self) -> ChatSession:
-        return self.app.session  # type: ignore[attr-defined,no-any-return]
 
     # -- layout ------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -99,27 +144,31 @@ class ChatScreen(Screen[None]):
         with Vertical(id="reading"):
             yield Static("", id="reading-label", markup=False)
             yield ProgressBar(id="reading-bar", show_eta=False)
+        yield Static("", id="busy", markup=False)
         yield PromptInput(id="prompt", placeholder="Say something…",
-                          newline_key=self._settings().newline_key)
+                          newline_key=self.settings.newline_key)
         yield Footer()
-
-    def _settings(self) -> Any:
-        return self.app.settings  # type: ignore[attr-defined]
 
     async def on_mount(self) -> None:
         self.query_one("#reading").display = False
+        self.busy(None)
         self._fit_panel(self.size.width)
         await self.reload()
 
-    async def reload(self) -> None:
-        """Show the app's current session from scratch (after opening another chat)."""
+    async def reload(self, session: ChatSession | None = None, spec: ChatSpec | None = None,
+                     settings: Settings | None = None) -> None:
+        """Show `session` (default: the one shown) from scratch, e.g. after opening another chat."""
+        self.session = session or self.session
+        self.spec = spec or self.spec
+        self.settings = settings or self.settings
+        self._epoch += 1
         s = self.session
         self.preview = None
         who = ", ".join(s.members)
         self.app.sub_title = f"{who} · you: {s.user} · {s.setup.name or 'default'}"
         prompt = self.query_one(PromptInput)
         prompt.placeholder = f"Message {who}… (Enter sends; ctrl+j new line; ↑ selects a message)"
-        prompt.cursor_blink = getattr(self.app, "cursor_blink", True)
+        prompt.cursor_blink = self.cursor_blink
         log = self.query_one("#log", VerticalScroll)
         await log.remove_children()
         await log.mount_all([self._view_for(m) for m in s.chat.messages])
@@ -133,10 +182,11 @@ class ChatScreen(Screen[None]):
         prompt.focus()
         self.refresh_preview()
 
-    def apply_settings(self) -> None:
+    def apply_settings(self, settings: Settings) -> None:
         """New settings that need no reopening (reply length, sampler, keys, newline key)."""
+        self.settings = settings
         prompt = self.query_one(PromptInput)
-        prompt.newline_keys = {"ctrl+j", self._settings().newline_key}
+        prompt.newline_keys = {"ctrl+j", settings.newline_key}
         self.refresh_preview()
 
     def _meta(self, m: ChatMessage) -> str:
@@ -177,13 +227,19 @@ class ChatScreen(Screen[None]):
             activation = s.cast.roster.activation if s.cast.roster else ""
             self.query_one("#roster-title", Static).update(f"Group · {activation} (Enter: mute)")
 
-    def _mark_context(self, report: Any) -> None:
+    def _mark_context(self, report: BudgetReport | None) -> None:
         dropped = set(report.dropped) if report is not None else set()
         for v in self._views():
             v.set_class(v.message_id in dropped, "out-of-context")
 
     def _status(self, text: str) -> None:
         self.query_one("#status", Static).update(text)
+
+    def busy(self, text: str | None) -> None:
+        """Say what the app is loading in the background (None: nothing any more)."""
+        line = self.query_one("#busy", Static)
+        line.update(f"⏳ {text}" if text else "")
+        line.display = bool(text)
 
     def on_screen_resume(self) -> None:
         """Back from a dialog or the palette: typing goes to the message box again."""
@@ -206,19 +262,25 @@ class ChatScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
     def _preview(self, epoch: int) -> None:
+        """Fit the next prompt off the UI thread; post it (or why it cannot be fitted)."""
         try:
             fitted = self.session.prompt()
         except RPContextError as exc:
-            self.app.call_from_thread(self._status, f"prompt: {exc}")
+            self.post_message(PreviewFailed(str(exc)))
             return
-        self.app.call_from_thread(self._show_preview, fitted, epoch)
+        self.post_message(PreviewReady(fitted, epoch))
 
-    def _show_preview(self, fitted: Any, epoch: int) -> None:
-        if epoch != self._epoch or self.generating:
+    @on(PreviewFailed)
+    def _preview_failed(self, event: PreviewFailed) -> None:
+        self._status(f"prompt: {event.reason}")
+
+    @on(PreviewReady)
+    def _show_preview(self, event: PreviewReady) -> None:
+        if event.epoch != self._epoch or self.generating:
             return
-        self.preview = fitted
-        self.query_one(BudgetPanel).show(fitted.report, self.session.last_metrics, preview=True)
-        self._mark_context(fitted.report)
+        self.preview = event.fitted
+        self.query_one(BudgetPanel).show(event.fitted.report, self.session.last_metrics, preview=True)
+        self._mark_context(event.fitted.report)
 
     # -- sending and generating -------------------------------------------------------------------
     @on(PromptInput.Submitted, "#prompt")
@@ -244,7 +306,7 @@ class ChatScreen(Screen[None]):
             return
         self.start("reply", speakers)
 
-    def start(self, kind: str, speakers: list[str | None]) -> None:
+    def start(self, kind: TurnKind, speakers: list[str | None]) -> None:
         """Run one or more turns in the generation worker."""
         if self.generating:
             return
@@ -263,67 +325,81 @@ class ChatScreen(Screen[None]):
             self.session.backend.progress_callback = callback
 
     @work(thread=True, exclusive=True, group="generation", exit_on_error=False)
-    def generate(self, kind: str, speakers: list[str | None]) -> None:
+    def generate(self, kind: TurnKind, speakers: list[str | None]) -> None:
+        """Run the turns, posting what happens; touches no widget (the handlers below do)."""
         worker = get_current_worker()
-        call = self.app.call_from_thread
-        self._hook_progress(lambda done, total: call(self._reading, done, total))
+        self._hook_progress(lambda done, total: self.post_message(ReadingProgress(done, total)))
         try:
             for speaker in speakers:
                 if worker.is_cancelled:
                     break
-                try:
-                    turn = self.session.reply(speaker, kind=kind)  # type: ignore[arg-type]
-                except RPContextError as exc:
-                    call(self.notify, str(exc), title="Cannot reply", severity="error")
-                    break
-                self._turn = turn
-                view = call(self._begin, turn)
-                buf: list[str] = []
-                last = 0.0  # the first piece shows at once; later ones are coalesced
-                for piece, thought in _pieces(turn):
-                    buf.append(piece)
-                    if worker.is_cancelled:
-                        turn.cancel()
-                    now = time.monotonic()
-                    if thought and now - last >= FLUSH_SECONDS:
-                        call(self._thinking, turn.speaker, thought)
-                        last = now
-                    elif buf and now - last >= FLUSH_SECONDS:
-                        call(self._stream, view, "".join(buf))
-                        buf.clear()
-                        last = now
-                if buf:
-                    call(self._stream, view, "".join(buf))
-                call(self._end, view, turn)
+                turn = self.session.reply(speaker, kind=kind)
+                self._turn = turn  # for Esc: cancelling is thread-safe
+                self.post_message(ReplyStarted(turn))
+                self._stream_turn(turn, lambda: worker.is_cancelled)
+                self.post_message(ReplyEnded(turn))
                 if turn.metrics is not None and turn.metrics.stop_reason == "cancelled":
                     break
+        except Exception as exc:  # noqa: BLE001 - a failed turn is a notice, never a crash
+            self.post_message(ReplyFailed(exc, expected=isinstance(exc, RPContextError)))
         finally:
             self._turn = None
             self._hook_progress(None)
-            call(self._done)
+            self.post_message(RepliesDone())
 
-    def _reading(self, done: int, total: int) -> None:
+    def _stream_turn(self, turn: Turn, cancelled: Any) -> None:
+        """Post the turn's text as it streams, coalesced to one chunk per FLUSH_SECONDS (the first
+        piece at once), and the reasoning progress of a thinking model."""
+        buf: list[str] = []
+        last = 0.0
+        for piece, thought in _pieces(turn):
+            buf.append(piece)
+            if cancelled():
+                turn.cancel()
+            now = time.monotonic()
+            if now - last < FLUSH_SECONDS:
+                continue
+            if thought:
+                self.post_message(ReplyThinking(turn.speaker, thought))
+            elif any(buf):
+                self.post_message(ReplyChunk(turn, "".join(buf)))
+                buf.clear()
+            last = now
+        if any(buf):
+            self.post_message(ReplyChunk(turn, "".join(buf)))
+
+    @on(ReadingProgress)
+    def _reading(self, event: ReadingProgress) -> None:
         """The backend's progress while it reads the prompt."""
         if not self.generating:
             return
+        done, total = event.done, event.total
         box = self.query_one("#reading")
         box.display = done < total
         self.query_one("#reading-label", Static).update(
             f"Reading the prompt: {done:,} of {total:,} tokens (Esc stops)")
         self.query_one("#reading-bar", ProgressBar).update(total=total, progress=done)
 
-    def _thinking(self, speaker: str, chars: int) -> None:
+    @on(ReplyThinking)
+    def _thinking(self, event: ReplyThinking) -> None:
         """A reasoning model is in its thinking block: say so (it folds under the reply later)."""
         self.query_one("#reading").display = False
-        self._status(f"{speaker} is thinking… ({chars:,} characters so far)")
+        self._status(f"{event.speaker} is thinking… ({event.chars:,} characters so far)")
 
-    async def _begin(self, turn: Turn) -> MessageView | None:
+    @on(ReplyStarted)
+    async def _begin(self, event: ReplyStarted) -> None:
+        turn = event.turn
+        self._turn = turn
         self._status(f"{turn.speaker} is writing…")
         n = len(turn.fitted.ids) if turn.fitted.ids else turn.fitted.report.tokens
         self.query_one("#reading-label", Static).update(
             f"Reading the prompt ({n:,} tokens; what the model read before is reused)…")
         self.query_one("#reading-bar", ProgressBar).update(total=None)
         self.query_one("#reading").display = True
+        self._view = await self._reply_view(turn)
+
+    async def _reply_view(self, turn: Turn) -> MessageView | None:
+        """Where this turn's text goes: a new message, the last one, or (None) the message box."""
         if turn.kind == "impersonate":
             self.query_one(PromptInput).value = ""
             return None
@@ -338,33 +414,29 @@ class ChatScreen(Screen[None]):
             await view.show("…", swipe=(n, n + 1))
         return view
 
-    async def _stream(self, view: MessageView | None, text: str) -> None:
+    @on(ReplyChunk)
+    async def _stream(self, event: ReplyChunk) -> None:
         self.query_one("#reading").display = False
+        view = self._view
         if view is None:
             prompt = self.query_one(PromptInput)
-            prompt.value += text
+            prompt.value += event.text
             return
-        await view.append(text)
+        await view.append(event.text)
         log = self.query_one("#log", VerticalScroll)
         if log.max_scroll_y - log.scroll_y <= 3:
             log.scroll_end(animate=False)
 
-    async def _end(self, view: MessageView | None, turn: Turn) -> None:
+    @on(ReplyEnded)
+    async def _end(self, event: ReplyEnded) -> None:
+        turn, view = event.turn, self._view
+        self._view = None
         self.query_one("#reading").display = False
         stopped = turn.metrics is not None and turn.metrics.stop_reason == "cancelled"
         if turn.kind == "impersonate":
             self.query_one(PromptInput).value = turn.text
-        elif turn.message is not None:
-            m = turn.message
-            if stopped or m.extra.get(STOPPED_KEY):
-                if stopped:
-                    m.extra[STOPPED_KEY] = True
-                else:
-                    m.extra.pop(STOPPED_KEY, None)  # continued to its end
-                self.session.save()
-            await view.show(self.session.display_text(m), speaker=m.name or turn.speaker,  # type: ignore[union-attr]
-                            swipe=(m.swipe_id or 0, len(m.swipes)) if m.swipes else None,
-                            message_id=m.id, meta=self._meta(m), **_reasoning(m))
+        elif turn.message is not None and view is not None:
+            await self._show_reply(view, turn, stopped)
         elif view is not None and turn.kind == "reply":
             await view.remove()
             if stopped:
@@ -386,30 +458,50 @@ class ChatScreen(Screen[None]):
         self.query_one(MemoryPanel).show_session(self.session)
         await self._show_picture()
 
+    async def _show_reply(self, view: MessageView, turn: Turn, stopped: bool) -> None:
+        """The finished message as the chat keeps it (marked when stopped; saved again then)."""
+        m = turn.message
+        assert m is not None
+        if stopped or m.extra.get(STOPPED_KEY):
+            if stopped:
+                m.extra[STOPPED_KEY] = True
+            else:
+                m.extra.pop(STOPPED_KEY, None)  # continued to its end
+            self.session.save()
+        await view.show(self.session.display_text(m), speaker=m.name or turn.speaker,
+                        swipe=(m.swipe_id or 0, len(m.swipes)) if m.swipes else None,
+                        message_id=m.id, meta=self._meta(m), **_reasoning(m))
+
+    @on(ReplyFailed)
+    def _failed(self, event: ReplyFailed) -> None:
+        """A turn that could not run: the library's reason as a notice; anything else logged too."""
+        if event.expected:
+            self.notify(str(event.error), title="Cannot reply", severity="error")
+        else:
+            report_error(self.app, event.error, "Generation")
+
     async def _show_picture(self) -> None:
         """The picture of who spoke last (in a group), else of the character."""
-        from .editors import card_path_of
-
         s = self.session
         speaker = next((m.name for m in reversed(s.chat.messages)
                         if m.role == "assistant" and m.name in s.members), s.members[0])
         try:
-            path = card_path_of(self.app, s.members.index(speaker))
+            path = card_path_of(self.spec, s.members.index(speaker))
         except (RPContextError, ValueError):
             path = None
         key = str(path) if path is not None else None
-        if key is not None and key not in self._pictures:
+        if path is not None and key is not None and key not in self._pictures:
             try:
-                from rp_context.cards import load_card
-
-                self._pictures[key] = load_card(path).image  # type: ignore[arg-type]
+                self._pictures[key] = load_card(path).image
             except RPContextError:
                 self._pictures[key] = None
         data = self._pictures.get(key) if key is not None else None
         await self.query_one(CardPicture).show_picture(key, speaker, data)
 
+    @on(RepliesDone)
     def _done(self) -> None:
         self.generating = False
+        self._view = None
         self.remove_class("generating")
         self.query_one("#reading").display = False
         m = self.session.last_metrics
@@ -421,11 +513,12 @@ class ChatScreen(Screen[None]):
             self.query_one(PromptInput).focus()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A worker that died unexpectedly (the generation worker reports its own errors)."""
         if event.state != WorkerState.ERROR or event.worker.error is None:
             return
         what = {"generation": "Generation", "preview": "Budget preview"}.get(event.worker.group,
                                                                              "A background job")
-        self.app.log_worker_error(event.worker.error, what)  # type: ignore[attr-defined]
+        report_error(self.app, event.worker.error, what)
         if event.worker.group == "generation":
             self._done()
 
@@ -487,13 +580,13 @@ class ChatScreen(Screen[None]):
     def action_new_chat(self) -> None:
         greetings = self.session.greetings
         if len(greetings) <= 1 or self.session.is_group:
-            self.app.new_chat(0)  # type: ignore[attr-defined]
+            self.post_message(self.NewChatRequested(0))
             return
         options = [(str(i), _first_line(g), None) for i, g in enumerate(greetings)]
 
         def chosen(idx: str | None) -> None:
             if idx is not None:
-                self.app.new_chat(int(idx))  # type: ignore[attr-defined]
+                self.post_message(self.NewChatRequested(int(idx)))
 
         self.app.push_screen(PickScreen("New chat: which greeting?", options,
                                         hint="The others stay as swipes of the first message."), chosen)
@@ -514,8 +607,6 @@ class ChatScreen(Screen[None]):
         side.display = self._panel_choice
 
     def action_edit_card(self) -> None:
-        from .editors import CardEditorScreen
-
         if self.generating:
             self.notify("Wait for the reply to finish (Esc stops it).", severity="warning")
             return
@@ -526,11 +617,11 @@ class ChatScreen(Screen[None]):
                 return
             index = members.index(name)
 
-            def saved(done: bool | None) -> None:
-                if done:
-                    self.app.call_later(self.reload)
+            def saved(spec: ChatSpec | None) -> None:
+                if spec is not None:
+                    self.post_message(self.ReopenRequested(spec))
 
-            self.app.push_screen(CardEditorScreen(self.session, index), saved)
+            self.app.push_screen(CardEditorScreen(self.session, self.spec, index), saved)
 
         if len(members) == 1:
             edit(members[0])
@@ -539,8 +630,6 @@ class ChatScreen(Screen[None]):
                                  edit)
 
     def action_author_note(self) -> None:
-        from .editors import AuthorNoteScreen
-
         def saved(done: bool | None) -> None:
             if done:
                 self.refresh_preview()
@@ -618,7 +707,7 @@ class ChatScreen(Screen[None]):
         elif event.action == "delete":
             self.ask_delete(mid)
         elif event.action == "branch":
-            self.app.branch_from(mid)  # type: ignore[attr-defined]
+            self.post_message(self.BranchRequested(mid))
         elif event.action == "edit":
             self.app.push_screen(EditScreen(f"Edit {m.name or m.role}'s message", m.text),
                                  lambda text: self._edited(mid, text))
@@ -683,7 +772,7 @@ class ChatScreen(Screen[None]):
         self.notify(f"{member} {'can speak again' if muted else 'is muted'}.")
 
 
-def _pieces(turn: Any) -> Any:
+def _pieces(turn: Turn) -> Iterator[tuple[str, int]]:
     """(text, reasoning characters so far) as a turn streams; text is "" while it reasons.
     Turns without reasoning support stream text only."""
     deltas = getattr(turn, "deltas", None)

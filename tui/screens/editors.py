@@ -22,8 +22,11 @@ from rp_context.cards.persona import Persona, save_persona
 from rp_context.chatfolder import author_note_of, folder_name, set_author_note
 from rp_context.errors import RPContextError
 from rp_context.paths import bundled_dir
+from rp_context.session import ChatSession
 
 from ..config import cards_dir, personas_dir
+from ..messages import PreviewFailed, PreviewReady
+from ..sessions import ChatSpec
 from ..widgets.budget import BudgetBar, budget_parts
 from .modals import SaveDialog, save_buttons
 
@@ -43,9 +46,9 @@ CARD_FIELDS: list[tuple[str, str]] = [
 ALT_SEPARATOR = "\n---\n"
 
 
-def card_path_of(app: Any, index: int) -> Path | None:
-    """The file card number `index` of the open chat was loaded from."""
-    spec = app.spec.with_cards()
+def card_path_of(spec: ChatSpec, index: int) -> Path | None:
+    """The file card number `index` of the chat opened from `spec` was loaded from."""
+    spec = spec.with_cards()
     if spec.roster:
         paths = load_roster(spec.roster).member_paths()
     else:
@@ -60,15 +63,17 @@ def _is_sample(path: Path) -> bool:
         return False
 
 
-class CardEditorScreen(SaveDialog[bool]):
+class CardEditorScreen(SaveDialog[ChatSpec | None]):
     """Edit one card of the open chat. Token counts and the budget bar update as you type;
-    ctrl+s saves (your copy, for a sample card) and reopens the chat with it; Esc drops edits."""
+    ctrl+s saves (your copy, for a sample card) and returns the spec to reopen the chat with it;
+    Esc drops edits (None)."""
 
-    CANCELLED = False
+    CANCELLED = None
 
-    def __init__(self, session: Any, index: int) -> None:
+    def __init__(self, session: ChatSession, spec: ChatSpec, index: int) -> None:
         super().__init__(classes="modal")
         self.session = session
+        self.spec = spec
         self.index = index
         self.card = session.cast.cards[index]
         self._timer: Timer | None = None
@@ -140,15 +145,18 @@ class CardEditorScreen(SaveDialog[bool]):
                                   s.setup, s.counter, n_ctx=s.n_ctx, reserve=s.reserve,
                                   settings=s.settings)
         except RPContextError as exc:
-            self.app.call_from_thread(self._show_budget, None, str(exc))
+            self.post_message(PreviewFailed(str(exc)))
             return
-        self.app.call_from_thread(self._show_budget, fitted.report, "")
+        self.post_message(PreviewReady(fitted, 0))
 
-    def _show_budget(self, report: Any, problem: str) -> None:
+    @on(PreviewFailed)
+    def _no_budget(self, event: PreviewFailed) -> None:
+        self.query_one("#card-budget-title", Static).update(f"prompt: {event.reason}")
+
+    @on(PreviewReady)
+    def _show_budget(self, event: PreviewReady) -> None:
         title = self.query_one("#card-budget-title", Static)
-        if report is None:
-            title.update(f"prompt: {problem}")
-            return
+        report = event.fitted.report
         parts = budget_parts(report)
         self.query_one(BudgetBar).set_parts(parts)
         dropped = f" · {len(report.dropped)} message(s) out of context" if report.dropped else ""
@@ -156,8 +164,7 @@ class CardEditorScreen(SaveDialog[bool]):
                      f"{parts['card']:,}{dropped}")
 
     def action_save(self) -> None:
-        app: Any = self.app
-        source = card_path_of(app, self.index)
+        source = card_path_of(self.spec, self.index)
         if source is None:
             self.query_one("#card-error", Static).update("cannot tell which file this card is")
             return
@@ -178,17 +185,17 @@ class CardEditorScreen(SaveDialog[bool]):
         for w in warnings[:2]:
             self.notify(w, severity="warning")
         self.notify(f"Saved {target}", title="Card")
-        spec = app.spec.with_cards()
-        if target != source and not spec.roster:
-            cards = list(spec.cards)
-            cards[self.index] = str(target)
-            app.reopen(replace(spec, cards=tuple(cards), chat=app.session.chat_path))
-        elif target != source:
+        spec = replace(self.spec.with_cards(), chat=self.session.chat_path)
+        if target != source and spec.roster:
             self.notify("Group members are read from the roster: point it at your copy to use it.",
                         severity="warning", timeout=10)
-        else:
-            app.reopen(replace(spec, chat=app.session.chat_path))
-        self.dismiss(True)
+            self.dismiss(None)
+            return
+        if target != source:
+            cards = list(spec.cards)
+            cards[self.index] = str(target)
+            spec = replace(spec, cards=tuple(cards))
+        self.dismiss(spec)
 
 
 class PersonaScreen(SaveDialog[Path | None]):
@@ -246,7 +253,7 @@ class AuthorNoteScreen(SaveDialog[bool]):
 
     CANCELLED = False
 
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: ChatSession) -> None:
         super().__init__(classes="modal")
         self.session = session
         self.note = author_note_of(session.chat)

@@ -1,9 +1,10 @@
 """The prompt inspector: the exact prompt of the last turn coloured by section, what the budget
-manager batched, stripped and evicted, every segment's tokens, and each world-info decision."""
+manager batched, stripped and evicted, every segment's tokens, and each world-info decision.
+
+Sections are the budget's: every span is coloured by the section the budget report booked its
+tokens to, so the colours and the figures never disagree."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -12,30 +13,48 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
-from rp_context.segments import SECTION_OF, Section, SegmentKind
+from rp_context.backends.base import TurnMetrics
+from rp_context.budget import BudgetReport, FittedPrompt
+from rp_context.budget import _tally as budget_tally
+from rp_context.flatten import FlatPrompt, Span
 
-from ..widgets.budget import SECTION_COLORS, BudgetBar, budget_parts
+from ..widgets.budget import SECTION_COLORS, BudgetBar, budget_parts, legend_parts
 
-__all__ = ["InspectorScreen", "prompt_text"]
+__all__ = ["InspectorScreen", "prompt_text", "span_sections"]
 
 
-def prompt_text(fitted: Any) -> Text:
-    """The flattened prompt as Rich text: content coloured by its section, template markers dim."""
-    kinds = {s.id: s.kind for s in fitted.segments}
-    out = Text()
+class _OnePerSpan:
+    """Counts every span as one token: only which section the budget books it to matters here."""
+
+    def count(self, text: str, special: bool = False) -> int:
+        return 1
+
+
+def span_sections(fitted: FittedPrompt) -> list[tuple[Span, str]]:
+    """Every non-empty span of the prompt with the section the budget report counts it in (the
+    budget's own tally, run span by span; rp_context has no public per-span view of it yet)."""
+    by_id = {s.id: s for s in fitted.segments}
+    out: list[tuple[Span, str]] = []
     for span in fitted.flat.spans:
         if not span.part.text:
             continue
-        kind = kinds.get(span.segment or "", SegmentKind.STRUCTURE)
-        section = SECTION_OF.get(kind, Section.STRUCTURE).value
-        style = SECTION_COLORS.get(section, "")
-        if span.part.special:
-            style = f"{SECTION_COLORS['structure']} italic"
-        out.append(span.part.text, style=style)
+        seg = by_id.get(span.segment or "")
+        sections = budget_tally([seg] if seg else [], FlatPrompt([span]), _OnePerSpan())[2]  # type: ignore[arg-type]
+        out.append((span, next(iter(sections), "structure")))
     return out
 
 
-def _summary(fitted: Any, metrics: Any, preview: bool) -> Text:
+def prompt_text(fitted: FittedPrompt) -> Text:
+    """The flattened prompt as Rich text coloured by the budget's sections; template markers
+    (special tokens) in italics."""
+    out = Text()
+    for span, section in span_sections(fitted):
+        style = SECTION_COLORS.get(section, SECTION_COLORS["structure"])
+        out.append(span.part.text, style=f"{style} italic" if span.part.special else style)
+    return out
+
+
+def _summary(fitted: FittedPrompt, metrics: TurnMetrics | None, preview: bool) -> Text:
     r = fitted.report
     t = Text()
     t.append("Next prompt (not sent yet)" if preview else "Last prompt", style="bold")
@@ -46,7 +65,7 @@ def _summary(fitted: Any, metrics: Any, preview: bool) -> Text:
     if metrics is not None and metrics.reused_tokens is not None:
         t.append(f" · cache reused {metrics.reused_tokens:,}")
     t.append("\n")
-    for key, n in budget_parts(r).items():
+    for key, n in legend_parts(budget_parts(r)):
         t.append("■ ", style=SECTION_COLORS[key])
         t.append(f"{key} {n:,}  ")
     t.append("\nreductions: " + (", ".join(r.reductions) or "none"))
@@ -55,7 +74,7 @@ def _summary(fitted: Any, metrics: Any, preview: bool) -> Text:
     return t
 
 
-def _cuts(r: Any) -> Text:
+def _cuts(r: BudgetReport) -> Text:
     t = Text()
     rows = [
         ("Batched (consecutive messages merged into one turn)", r.batched),
@@ -76,7 +95,8 @@ class InspectorScreen(Screen[None]):
 
     BINDINGS = [Binding("escape,f2", "app.pop_screen", "Back to chat")]
 
-    def __init__(self, fitted: Any, metrics: Any = None, *, preview: bool = False) -> None:
+    def __init__(self, fitted: FittedPrompt, metrics: TurnMetrics | None = None, *,
+                 preview: bool = False) -> None:
         super().__init__()
         self.fitted = fitted
         self.metrics = metrics

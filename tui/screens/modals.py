@@ -7,6 +7,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 from rich.text import Text
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -20,7 +21,9 @@ from rp_context.paths import user_data_dir
 from rp_context.presets.library import list_presets
 
 from ..config import Settings, settings_path
+from ..crashlog import report_error
 from ..library import ImportResult, import_file
+from ..messages import FileImported, LoadFailed
 
 __all__ = ["PickScreen", "ConfirmScreen", "AskScreen", "EditScreen", "ImportScreen",
            "SettingsScreen", "SaveDialog", "save_buttons"]
@@ -186,12 +189,26 @@ class ImportScreen(ModalScreen[ImportResult | None]):
         path = event.value.strip().strip("'\"")
         if not path:
             return
+        self.query_one("#import-error", Static).update("Importing… (the file is read and checked)")
+        self._import(path)
+
+    @work(thread=True, exclusive=True, group="import", exit_on_error=False)
+    def _import(self, path: str) -> None:
+        """Check and copy the file off the UI thread (a card may be a large PNG or CHARX)."""
         try:
-            result = import_file(path)
-        except RPContextError as exc:
-            self.query_one("#import-error", Static).update(f"Not imported: {exc}")
-            return
-        self.dismiss(result)
+            self.post_message(FileImported(import_file(path)))
+        except Exception as exc:  # noqa: BLE001 - a file that cannot be imported is a notice
+            self.post_message(LoadFailed("Import", exc, isinstance(exc, RPContextError)))
+
+    @on(FileImported)
+    def _imported(self, event: FileImported) -> None:
+        self.dismiss(event.result)
+
+    @on(LoadFailed)
+    def _not_imported(self, event: LoadFailed) -> None:
+        self.query_one("#import-error", Static).update(f"Not imported: {event.error}")
+        if not event.expected:
+            report_error(self.app, event.error, event.what)
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)

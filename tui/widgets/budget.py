@@ -1,7 +1,8 @@
 """The context budget as a stacked bar plus figures: where every token of the last prompt went.
 
 The numbers come straight from the library's BudgetReport and the backend's TurnMetrics; this
-module only lays them out.
+module only lays them out. The parts are the budget's own sections (`rp_context.segments.Section`,
+as the report books them), then what is free of the budget and the reserve.
 """
 
 from __future__ import annotations
@@ -14,28 +15,38 @@ from textual.containers import Vertical
 from textual.widget import Widget
 from textual.widgets import Static
 
-__all__ = ["SECTION_COLORS", "SECTION_ORDER", "bar_cells", "BudgetBar", "BudgetPanel"]
+from rp_context.backends.base import TurnMetrics
+from rp_context.budget import BudgetReport
+from rp_context.segments import Section
 
-SECTION_ORDER = ("system", "card", "lore", "examples", "history", "tail", "structure", "free", "reserve")
+__all__ = ["SECTION_COLORS", "SECTION_ORDER", "bar_cells", "budget_parts", "BudgetBar",
+           "BudgetPanel"]
+
+SECTION_ORDER = (*(s.value for s in Section), "free", "reserve")
+"""The budget's sections in its order, then the free part of the budget and the reserve."""
 SECTION_COLORS = {
-    "system": "#5f87d7",
-    "card": "#d7875f",
-    "lore": "#87af5f",
-    "examples": "#af87d7",
-    "history": "#5fafaf",
-    "tail": "#d7af5f",
-    "structure": "#8a8a8a",
+    Section.SYSTEM.value: "#5f87d7",
+    Section.CARD.value: "#d7875f",
+    Section.LORE.value: "#87af5f",
+    Section.EXAMPLES.value: "#af87d7",
+    Section.HISTORY.value: "#5fafaf",
+    Section.MEMORY.value: "#87afd7",
+    Section.TAIL.value: "#d7af5f",
+    Section.STRUCTURE.value: "#8a8a8a",
     "free": "#3a3a3a",
     "reserve": "#af5f5f",
 }
 
 
-def budget_parts(report: Any) -> dict[str, int]:
-    """Tokens per bar part: the report's sections, then what is free of the budget and the reserve."""
-    parts = {k: int(report.sections.get(k, 0)) for k in SECTION_ORDER[:7]}
-    for k, v in report.sections.items():  # a section the bar does not know goes to structure
-        if k not in parts:
-            parts["structure"] += int(v)
+def legend_parts(parts: dict[str, int]) -> list[tuple[str, int]]:
+    """The parts a legend lists: all of them, but the memory only once there is one."""
+    return [(k, n) for k, n in parts.items() if n or k != Section.MEMORY.value]
+
+
+def budget_parts(report: BudgetReport) -> dict[str, int]:
+    """Tokens per bar part: the report's own sections, then what is free of the budget and the
+    reserve (a section the report does not name is 0)."""
+    parts = {s.value: int(report.sections.get(s.value, 0)) for s in Section}
     parts["free"] = max(0, int(report.budget) - int(report.tokens))
     parts["reserve"] = int(report.reserve)
     return parts
@@ -100,7 +111,8 @@ class BudgetPanel(Vertical):
         yield Static(id="budget-legend")
         yield Static(id="budget-turn")
 
-    def show(self, report: Any | None, metrics: Any | None, *, preview: bool = False) -> None:
+    def show(self, report: BudgetReport | None, metrics: TurnMetrics | None, *,
+             preview: bool = False) -> None:
         """Show a fitted prompt's report (`preview`: not sent yet) and the last turn's metrics."""
         title = self.query_one("#budget-title", Static)
         legend = self.query_one("#budget-legend", Static)
@@ -115,9 +127,9 @@ class BudgetPanel(Vertical):
             kind = "exact" if report.tokenizer == "exact" else "estimate"
             title.update(f"Context {report.tokens:,} / {report.n_ctx:,} tokens\n{label} · {kind} count")
             t = Text()
-            for key in SECTION_ORDER:
+            for key, n in legend_parts(parts):
                 t.append("■ ", style=SECTION_COLORS[key])
-                t.append(f"{key:<10}{parts[key]:>7,}\n")
+                t.append(f"{key:<10}{n:>7,}\n")
             if report.dropped:
                 t.append(f"{len(report.dropped)} message(s) out of context\n", style="bold")
             if report.stripped:
