@@ -615,8 +615,8 @@ def _injections(*, card: Card, cards: Sequence[Card], roster: GroupRoster | None
         role = _role(getattr(entry, "role", "system"))
         depth = _int(getattr(entry, "depth", 4), 4)
         out.append(_Injection(depth, role, f"customDepthWI-{depth}-{_ROLE_ORDER.index(role)}", Segment(
-            id=f"lore:{entry.book}:{entry.entry_id}", kind=SegmentKind.DEPTH_INJECTION, role=role,
-            text=entry.content.strip(), source=f"lore:{entry.book}:{entry.entry_id}", depth=depth)))
+            id=f"lore:{entry.book}:{entry.uid}", kind=SegmentKind.DEPTH_INJECTION, role=role,
+            text=entry.content.strip(), source=f"lore:{entry.book}:{entry.uid}", depth=depth)))
     out = [i for i in out if i.segment.text]
     group = len(cards) > 1 or (roster is not None and len(roster.members) > 1)
     joined = roster is None or roster.generation_mode != "swap"  # swap changes the top anyway
