@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rp_context.assemble import AssemblySettings, AuthorNote, assemble
+from rp_context.assembly import AssemblySettings, AuthorNote, assemble
 from rp_context.cards import Card, Persona
 from rp_context.chat import Chat, ChatHeader, ChatMessage
 from rp_context.presets.library import load_preset
