@@ -8,7 +8,9 @@ segment) so the next turn redoes only the messages that are new or were edited.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from .._types import Role
@@ -23,57 +25,127 @@ from .model import ChatTexts, Identity, Request
 __all__ = ["AssemblyCache", "chat_texts", "memory_segment"]
 
 
+_ID, _TEXT, _NAME, _ROLE = (attrgetter(a) for a in ("id", "text", "name", "role"))
+
+
+def _shared(new: Sequence[list[Any]], old: Sequence[list[Any]] | None) -> int:
+    """How many leading messages the previous turn's columns `old` share with `new`, compared
+    in C a whole column slice at a time: all of them when the chat only grew or shrank at its
+    end, else the longest shared prefix (a swipe or an edit near the end costs a few slices)."""
+    if old is None:
+        return 0
+    n = min(len(old[0]), len(new[0]))
+
+    def same(k: int) -> bool:
+        return all(a[:k] == b[:k] for a, b in zip(new, old, strict=True))
+
+    if same(n):
+        return n
+    lo, hi = 0, n - 1  # same(lo) holds, same(hi + 1) does not
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if same(mid) else (lo, mid - 1)
+    return lo
+
+
+@dataclass(frozen=True, slots=True)
+class _LastTexts:
+    ids: list[str]
+    raws: list[str]
+    clean: list[str]
+    macros: tuple[int, ...]
+    """Where the messages with macros are (expanded again every turn)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _LastSegments:
+    columns: tuple[list[str], list[str], list[str], list[str]]
+    """ids, texts sent, names, roles."""
+    user: str
+    segments: list[Segment]
+
+
 class AssemblyCache:
     """What assembly reuses across the turns of a chat: each message's text after macros and its
     segment. Hold one per chat (a session, a benchmark's loop) and pass it to every `assemble`;
-    without one, every turn converts every message again. Segments are frozen, so sharing them
-    between turns is safe; an edited message (new text, name or role) is converted afresh."""
+    without one, every turn converts every message again.
+
+    The messages the chat shares with the last turn up front (same ids, texts, names and
+    roles, compared column by column) take their results whole; each message after them is
+    looked up by id and converted afresh if its text, name or role changed.
+    Segments are frozen, so sharing them between turns is safe."""
 
     def __init__(self) -> None:
         self._plain: dict[str, tuple[str, str]] = {}
         """Message id → (its text as last seen, the text sent) for text without macros."""
-        self._segments: dict[tuple[str, str, str | None, Role], Segment] = {}
-        """(message id, text sent, name, role) → its segment."""
+        self._segments: dict[str, tuple[str, str, str, str, Segment]] = {}
+        """Message id → (text sent, its name, its role, the user's name, its segment)."""
+        self._last_texts: _LastTexts | None = None
+        self._last_segments: _LastSegments | None = None
 
     def texts(self, visible: Sequence[ChatMessage], who: ChatIdentity, *, now: datetime | None,
-              warnings: list[str]) -> tuple[dict[str, str], bool]:
-        """Message id → text after macros (as the screen shows it), and whether a message got
-        new frozen macro values. Text with macros is expanded every turn (it reads the identity)."""
+              warnings: list[str]) -> tuple[list[str], dict[str, str], bool]:
+        """The message ids, id → text after macros (as the screen shows it), and whether a
+        message got new frozen macro values. Text with macros is expanded every turn."""
+        ids, raws = list(map(_ID, visible)), list(map(_TEXT, visible))
+        last = self._last_texts
+        k = _shared((ids, raws), (last.ids, last.raws) if last is not None else None)
+        clean = last.clean[:k] if last is not None and k else []
+        macros = [i for i in last.macros if i < k] if last is not None and k else []
         self._trim(self._plain, len(visible))
-        plain = self._plain
-        texts: dict[str, str] = {}
+        for i in range(k, len(visible)):
+            text, plain = self._clean(ids[i], raws[i])
+            clean.append(text)
+            if not plain:
+                macros.append(i)
+        self._last_texts = _LastTexts(ids, raws, clean, tuple(macros))
+        texts = dict(zip(ids, clean, strict=True))
+        # repeated ids: the later message's text stands, as when set one by one
+        last_of = {mid: i for i, mid in enumerate(ids)} if len(texts) < len(ids) else None
         changed = False
-        for m in visible:
-            raw = m.text
-            hit = plain.get(m.id)
-            if hit is not None and (hit[0] is raw or hit[0] == raw):
-                texts[m.id] = hit[1]
-                continue
-            clean = raw.replace("\r", "")
-            if not has_macros(clean):
-                plain[m.id] = (raw, clean)
-                texts[m.id] = clean
-                continue
+        for i in macros:
+            m = visible[i]
             before = repr(m.extra.get(FROZEN_KEY))
-            texts[m.id] = message_text(m, who, now=now, warnings=warnings)
+            text = message_text(m, who, now=now, warnings=warnings)
             changed = changed or repr(m.extra.get(FROZEN_KEY)) != before
-        return texts, changed
+            if last_of is None or last_of[ids[i]] == i:
+                texts[ids[i]] = text
+        return ids, texts, changed
 
-    def segments(self, visible: Sequence[ChatMessage], texts: Mapping[str, str],
+    def _clean(self, mid: str, raw: str) -> tuple[str, bool]:
+        """A message's text without carriage returns, and whether it is free of macros."""
+        hit = self._plain.get(mid)
+        if hit is not None and hit[0] == raw:
+            return hit[1], True
+        clean = raw.replace("\r", "")
+        if has_macros(clean):
+            return clean, False
+        self._plain[mid] = (raw, clean)
+        return clean, True
+
+    def segments(self, visible: Sequence[ChatMessage], ids: list[str], texts: Mapping[str, str],
                  user: str) -> list[Segment]:
         """One `chat_message` segment per visible message, reused while it is unchanged."""
+        columns = (ids, list(map(texts.__getitem__, ids)), list(map(_NAME, visible)),
+                   list(map(_ROLE, visible)))
+        last = self._last_segments
+        same = last is not None and last.user == user
+        k = _shared(columns, last.columns if last is not None and same else None)
+        out = last.segments[:k] if last is not None and k else []
         self._trim(self._segments, len(visible))
-        cache = self._segments
-        out: list[Segment] = []
-        for m in visible:
-            role: Role = m.role if m.role in ("user", "assistant", "system") else "assistant"  # type: ignore[assignment]
-            name = None if role == "system" else (m.name or (user if role == "user" else None))
-            key = (m.id, texts[m.id], name, role)
-            seg = cache.get(key)
-            if seg is None:
-                seg = cache[key] = _message_segment(m, key[1], role, name)
-            out.append(seg)
-        return out
+        sent = columns[1]
+        out += [self._segment(visible[i], sent[i], user) for i in range(k, len(visible))]
+        self._last_segments = _LastSegments(columns, user, out)
+        return list(out)
+
+    def _segment(self, m: ChatMessage, text: str, user: str) -> Segment:
+        """A message's segment, reused while its text, name, role and the user's name stand."""
+        hit = self._segments.get(m.id)
+        if hit is not None and hit[0] == text and hit[1] == m.name and hit[2] == m.role and hit[3] == user:
+            return hit[4]
+        seg = _message_segment(m, text, user)
+        self._segments[m.id] = (text, m.name, m.role, user, seg)
+        return seg
 
     @staticmethod
     def _trim(cache: dict[Any, Any], messages: int) -> None:
@@ -82,7 +154,11 @@ class AssemblyCache:
             cache.clear()
 
 
-def _message_segment(m: ChatMessage, text: str, role: Role, name: str | None) -> Segment:
+def _message_segment(m: ChatMessage, text: str, user: str) -> Segment:
+    """A message's segment: its role (assistant for anything else), its speaker's name (the
+    user's for a nameless user message, none for a system message)."""
+    role: Role = m.role if m.role in ("user", "assistant", "system") else "assistant"  # type: ignore[assignment]
+    name = None if role == "system" else (m.name or (user if role == "user" else None))
     # built without validation: a new chat converts every message once
     return Segment.model_construct(
         id=f"msg:{m.id}", kind=SegmentKind.CHAT_MESSAGE, role=role, name=name, text=text,
@@ -94,10 +170,10 @@ def chat_texts(req: Request, ident: Identity, cache: AssemblyCache) -> ChatTexts
     """The visible messages and the text each sends: macros frozen per message, then the
     reasoning rules (blocks out but for the last N replies, the thinking switch)."""
     visible = [m for m in req.chat.messages if not m.hidden]
-    texts, changed = cache.texts(visible, ident.who, now=req.now, warnings=ident.warnings)
+    ids, texts, changed = cache.texts(visible, ident.who, now=req.now, warnings=ident.warnings)
     prefill = prepare_prompt(visible, texts, req.instruct.reasoning, ident.meta, mode=req.mode,
                              header=_own_header(req.instruct))
-    return ChatTexts(visible, texts, prefill, changed)
+    return ChatTexts(visible, ids, texts, prefill, changed)
 
 
 def _own_header(instruct: InstructTemplate) -> str:

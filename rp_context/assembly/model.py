@@ -222,6 +222,8 @@ class ChatTexts:
     """Stage 3: the visible messages and the text each one sends (macros, reasoning rules)."""
 
     visible: list[ChatMessage]
+    ids: list[str]
+    """The visible messages' ids, in order."""
     texts: Mapping[str, str]
     """Message id → the text the prompt carries."""
     prefill: str
