@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .assemble import AssembledPrompt, AssemblySettings, AuthorNote, assemble
+from .assembly import AssembledPrompt, AssemblySettings, AuthorNote, assemble
 from .backends.base import Backend, GenerationResult, ReplyStream, TurnMetrics
 from .budget import BudgetReport, FittedPrompt, fit_prompt
 from .cards import (

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .assemble import AssembledPrompt
+from .assembly import AssembledPrompt
 from .errors import BudgetError
 from .flatten import FlatPrompt
 from .memory import StoredMemory, choose_memory, memory_text

@@ -30,6 +30,7 @@ __all__ = [
     "identify",
     "message_text",
     "frozen_store",
+    "has_macros",
     "parse_date",
 ]
 
@@ -121,12 +122,17 @@ def identify(chat: Chat, cards: Sequence[Card], *, roster: GroupRoster | None = 
     )
 
 
+def has_macros(text: str) -> bool:
+    """Whether `text` (carriage returns already removed) holds anything macros would change."""
+    return any(mark in text for mark in _MARKS)
+
+
 def message_text(message: ChatMessage, who: ChatIdentity, *, now: datetime | None = None,
                  warnings: list[str] | None = None) -> str:
     """A message's text as the prompt carries it: macros expanded, each random value and time
     frozen in the message's `extra` on first use; time macros read its send date (or `now`)."""
     text = message.text.replace("\r", "")
-    if not any(mark in text for mark in _MARKS):
+    if not has_macros(text):
         return text
     when = now or parse_date(message.send_date) or who.created
     ctx = MacroContext(

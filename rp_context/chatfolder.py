@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .assemble import AuthorNote
+from .assembly import AuthorNote
 from .chat import Chat, ChatHeader, st_timestamp
 from .errors import ChatFileError
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .assemble import AssembledPrompt, AssemblySettings, assemble
+from .assembly import AssembledPrompt, AssemblySettings, assemble
 from .budget import FittedPrompt, fit_prompt
 from .cards import Card, GroupRoster, Persona, load_card, load_persona, load_roster
 from .chat import Chat, ChatHeader, ChatMessage, load_chat

@@ -94,7 +94,7 @@ class Tier(StrEnum):
 class Segment(BaseModel):
     """One typed piece of the prompt."""
 
-    model_config = ConfigDict(frozen=False)
+    model_config = ConfigDict(frozen=True)
 
     id: str
     """Stable id: `msg:<message id>`, `card:<name>:description`, `lore:<book>:<entry>`, ..."""

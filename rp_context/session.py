@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import chatcontext
-from .assemble import AssemblySettings
+from .assembly import AssemblySettings
 from .backends.base import PromptInput
 from .backends.stops import StopScanner
 from .budget import FittedPrompt

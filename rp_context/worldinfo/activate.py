@@ -455,23 +455,9 @@ def activate_world_info(
 
 
 def _build(scan: _Scan, timed: TimedEffects) -> WorldInfoResult:
-    result = WorldInfoResult(
-        budget_tokens=scan.budget,
-        used_tokens=scan.used,
-        outside_budget_tokens=scan.outside,
-        overflowed=scan.overflowed,
-        passes=scan.passes,
-        timed_effects=timed.after([f.entry for f in scan.activated.values()]),
-    )
-    buckets = {
-        "before": result.before,
-        "after": result.after,
-        "an_top": result.an_top,
-        "an_bottom": result.an_bottom,
-        "em_top": result.examples_top,
-        "em_bottom": result.examples_bottom,
-        "at_depth": result.at_depth,
-    }
+    """The frozen result: fired entries in their buckets, and every entry's decision."""
+    buckets: dict[str, list[FiredEntry]] = {
+        p: [] for p in ("before", "after", "an_top", "an_bottom", "em_top", "em_bottom", "at_depth")}
     # SillyTavern sorts the activated entries by order descending (stable, activation order)
     # and unshifts each into its bucket: ascending order, ties in reverse activation order.
     ranked = sorted(scan.activated.values(), key=lambda f: -f.entry.order)
@@ -487,12 +473,22 @@ def _build(scan: _Scan, timed: TimedEffects) -> WorldInfoResult:
                 unconditional=bool(e.constant or e.activate),
             )
         )
-    for e in scan.entries:
-        d = scan.decisions[e.key]
-        result.decisions.append(
-            LoreDecision(
-                key=e.key, uid=e.uid, book=e.book, comment=e.comment, status=d.status,
-                reason=d.reason, matched_key=d.matched_key, tokens=d.tokens, scan_pass=d.scan_pass,
-            )
-        )
-    return result
+    decisions = [_decision(e, scan.decisions[e.key]) for e in scan.entries]
+    return WorldInfoResult(
+        before=buckets["before"], after=buckets["after"], an_top=buckets["an_top"],
+        an_bottom=buckets["an_bottom"], examples_top=buckets["em_top"],
+        examples_bottom=buckets["em_bottom"], at_depth=buckets["at_depth"], decisions=decisions,
+        budget_tokens=scan.budget,
+        used_tokens=scan.used,
+        outside_budget_tokens=scan.outside,
+        overflowed=scan.overflowed,
+        passes=scan.passes,
+        timed_effects=timed.after([f.entry for f in scan.activated.values()]),
+    )
+
+
+def _decision(e: PreparedEntry, d: _Decision) -> LoreDecision:
+    return LoreDecision(
+        key=e.key, uid=e.uid, book=e.book, comment=e.comment, status=d.status,
+        reason=d.reason, matched_key=d.matched_key, tokens=d.tokens, scan_pass=d.scan_pass,
+    )

@@ -88,10 +88,19 @@ class PreparedEntry:
     dont_activate: bool = False
     additional_keys: list[str] = field(default_factory=list)
     exclude_keys: list[str] = field(default_factory=list)
-    hash: str = ""
-    """Identity of the entry's definition, for timed effects (SillyTavern hashes the entry too)."""
     disabled_reason: str | None = None
     """Why the entry is off when it is (None: `enabled` says it all)."""
+    source: LoreEntry | None = field(default=None, repr=False, compare=False)
+    """The definition it was prepared from (hashed when timed effects ask for `hash`)."""
+    _digest: str = field(default="", repr=False, compare=False)
+
+    @property
+    def hash(self) -> str:
+        """Identity of the entry's definition, for timed effects (SillyTavern hashes the entry
+        too); computed on first use, as most scans have no sticky or cooldown entry to look up."""
+        if not self._digest and self.source is not None:
+            self._digest = _hash(self.source, self.book)
+        return self._digest
 
 
 def _is_missing(value: Any) -> bool:
@@ -246,7 +255,7 @@ def prepare_entry(entry: LoreEntry, *, uid: int | str, book: str, index: int, se
         delay=max(_int(ext.get("delay"), 0), 0),
         ignore_budget=_bool(ext.get("ignoreBudget", ext.get("ignore_budget")), False)
         or (constant and settings.constant_outside_budget),
-        hash=_hash(entry, book),
+        source=entry,
     )
     if decorators is not None:
         prepared.activate = decorators.activate

@@ -128,37 +128,49 @@ class KeyMatcher:
 
 @dataclass
 class ScanBuffer:
-    """The text one scan looks at: recent messages, injected prompts and recursion text."""
+    """The text one scan looks at: recent messages, injected prompts and recursion text.
 
-    messages: list[tuple[int, str]]
-    """(chat index, text) newest first; text is `Name: message` when names are included."""
+    Messages are read from the chat newest first, and only as far back as a scan asks: a long
+    chat costs what its scan depth reads."""
+
+    chat: Sequence[ScanMessage]
+    """The chat, oldest first."""
     base_depth: int
+    include_names: bool = False
+    """Scan `Name: message` rather than the message alone."""
     injections: list[str] = field(default_factory=list)
     recursion: list[str] = field(default_factory=list)
     skew: int = 0
     """How far min-activations has widened the global depth."""
+    _newest: list[tuple[int, str]] = field(default_factory=list, repr=False)
+    """(chat index, text) newest first, as far back as read so far."""
 
     @classmethod
     def from_chat(
         cls, chat: Sequence[ScanMessage], *, depth: int, include_names: bool, injections: Sequence[str] = ()
     ) -> ScanBuffer:
-        newest_first = []
-        for index in range(len(chat) - 1, -1, -1):
-            m = chat[index]
-            text = f"{m.name}: {m.text}" if include_names and m.name else m.text
-            newest_first.append((index, text.strip()))
-        return cls(newest_first, depth, [t for t in injections if t])
+        return cls(chat, depth, include_names, [t for t in injections if t])
 
     @property
     def depth(self) -> int:
         return self.base_depth + self.skew
+
+    def newest(self, depth: int) -> list[tuple[int, str]]:
+        """The newest `depth` messages as (chat index, scanned text), newest first."""
+        read, n = self._newest, len(self.chat)
+        while len(read) < min(depth, n):
+            index = n - 1 - len(read)
+            m = self.chat[index]
+            text = f"{m.name}: {m.text}" if self.include_names and m.name else m.text
+            read.append((index, text.strip()))
+        return read[:depth]
 
     def segments(self, scan_depth: int | None, *, with_recursion: bool) -> list[tuple[str, str]]:
         """(label, text) pieces in buffer order; empty when the effective depth is 0."""
         depth = self.depth if scan_depth is None else scan_depth
         if depth <= 0:
             return []
-        out = [(f"message #{index}", text) for index, text in self.messages[:depth]]
+        out = [(f"message #{index}", text) for index, text in self.newest(depth)]
         if not out:
             out = [("chat", "")]
         out += [("injected prompt", text) for text in self.injections]

@@ -89,7 +89,11 @@ class DepthInjection(BaseModel):
 
 
 class WorldInfoResult(BaseModel):
-    """Every bucket is in SillyTavern's insertion order: ascending `order`, the highest nearest the chat."""
+    """What one activation gave: the fired entries per position and why each entry did or did not
+    fire (assembly's `lore`). Every bucket is in SillyTavern's insertion order: ascending `order`,
+    the highest nearest the chat. Frozen: the scan builds it once."""
+
+    model_config = ConfigDict(frozen=True)
 
     before: list[FiredEntry] = Field(default_factory=list)
     after: list[FiredEntry] = Field(default_factory=list)

@@ -39,7 +39,7 @@ class TimedEffects:
                         str(k): copy.deepcopy(dict(v)) for k, v in records.items() if isinstance(v, Mapping)
                     }
         self.active: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in _TYPES}
-        by_hash = {e.hash: e for e in entries}
+        by_hash = {e.hash: e for e in entries} if any(self.state.values()) else {}
         for t in _TYPES:
             for key, effect in list(self.state[t].items()):
                 entry = by_hash.get(str(effect.get("hash")))
@@ -71,7 +71,10 @@ class TimedEffects:
         }
 
     def is_active(self, kind: str, entry: PreparedEntry) -> bool:
-        return entry.hash in self.active.get(kind, {})
+        active = self.active.get(kind)
+        if not active:  # nothing to look up: the entry's hash is not needed
+            return False
+        return entry.hash in active
 
     def describe(self, kind: str, entry: PreparedEntry) -> str:
         effect = self.active[kind][entry.hash]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rp_context.assemble import AssemblySettings, AuthorNote, assemble
+from rp_context.assembly import AssemblySettings, AuthorNote, assemble
 from rp_context.cards import Card, Persona
 from rp_context.chat import Chat, ChatHeader, ChatMessage
 from rp_context.presets.library import load_preset
@@ -83,3 +83,18 @@ def test_keyword_lore_goes_to_the_tail_and_constant_lore_stays_on_top() -> None:
     # the top of the prompt no longer depends on which keywords the chat happens to mention
     chat.messages[-1].text = "Nice weather."
     assert assemble(**kw, settings=AssemblySettings(keyword_lore="tail")).text[:top_end] == tail[:top_end]
+
+
+def test_world_info_at_depth_goes_into_the_chat() -> None:
+    """An at-depth lorebook entry that fires becomes a system turn `depth` messages from the end."""
+    from rp_context.cards.lorebook import WorldInfo, WorldInfoEntry
+
+    fired = WorldInfoEntry.new(7, ["Hello"], "The lamp is lit.", position=4, depth=1).to_dict()
+    quiet = WorldInfoEntry.new(8, ["kraken"], "A kraken waits.", position=4, depth=0).to_dict()
+    book = WorldInfo.model_validate({"entries": {"7": fired, "8": quiet}}).to_lorebook("Coast")
+    prompt = _assemble(lorebooks=[book])
+    seg = prompt.by_id("lore:Coast:7")
+    assert (seg.kind, seg.role, seg.depth, seg.text) == ("depth_injection", "system", 1, "The lamp is lit.")
+    text = prompt.text
+    assert text.index("Hello.") < text.index("The lamp is lit.") < text.index("Sit down, I")
+    assert "kraken" not in text

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from rp_context.assemble import AssemblySettings, AuthorNote, assemble
+from rp_context.assembly import AssemblySettings, AuthorNote, assemble
 from rp_context.cards import load_card
 from rp_context.chat import Chat, ChatHeader, ChatMessage
 from rp_context.presets.sillytavern import import_sillytavern_file

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rp_context.assemble import AssemblySettings, AuthorNote, assemble
+from rp_context.assembly import AssemblySettings, AuthorNote, assemble
 from rp_context.budget import fit_prompt
 from rp_context.cards import load_card
 from rp_context.errors import BudgetError

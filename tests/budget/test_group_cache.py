@@ -3,7 +3,7 @@ history is a prefix shared by every speaker of a round (cache-stable policies on
 
 from __future__ import annotations
 
-from rp_context.assemble import AssemblySettings, AuthorNote, assemble
+from rp_context.assembly import AssemblySettings, AuthorNote, assemble
 from rp_context.budget import common_prefix, fit_prompt
 from rp_context.cards import GroupRoster, load_card
 from rp_context.presets.library import load_preset

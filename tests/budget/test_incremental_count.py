@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from rp_context.assemble import assemble
+from rp_context.assembly import assemble
 from rp_context.budget import fit_prompt
 from rp_context.cards import load_card
 from rp_context.presets.library import load_preset

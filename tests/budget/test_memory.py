@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from rp_context.assemble import assemble
+from rp_context.assembly import assemble
 from rp_context.budget import fit_prompt
 from rp_context.cards import load_card
 from rp_context.chat import chat_from_text, chat_to_text, save_chat

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rp_context.assemble import assemble
+from rp_context.assembly import assemble
 from rp_context.budget import fit_prompt
 from rp_context.cards import load_card
 from rp_context.errors import BudgetError

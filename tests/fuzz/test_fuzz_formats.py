@@ -30,7 +30,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rp_context.assemble import assemble
+from rp_context.assembly import assemble
 from rp_context.cards import card_from_bytes, card_to_bytes
 from rp_context.cards.lorebook import load_lorebook
 from rp_context.cards.persona import load_persona

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rp_context.assemble import assemble
+from rp_context.assembly import assemble
 from rp_context.atomic import write_bytes_atomic
 from rp_context.cards import card_from_bytes, card_to_bytes, load_card
 from rp_context.cards.lorebook import load_lorebook, lorebook_from_dict

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rp_context.assemble import assemble
+from rp_context.assembly import assemble
 from rp_context.cards import card_from_bytes
 from rp_context.cards.persona import Persona
 from rp_context.cards.roster import GroupRoster

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rp_context.assemble import AssemblySettings
+from rp_context.assembly import AssemblySettings
 from rp_context.chat import ChatMessage, load_chat
 from rp_context.chatcontext import FROZEN_KEY, chat_id, identify, message_text, user_name
 from rp_context.pipeline import build_prompt, load_cast, load_setup

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rp_context.assemble import AuthorNote
+from rp_context.assembly import AuthorNote
 from rp_context.chat import Chat, ChatHeader, ChatMessage, chat_to_text, load_chat, save_chat
 from rp_context.chatfolder import (
     PARENT_KEY,

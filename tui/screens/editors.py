@@ -16,7 +16,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.timer import Timer
 from textual.widgets import Input, Label, Select, Static, TextArea
 
-from rp_context.assemble import AuthorNote
+from rp_context.assembly import AuthorNote
 from rp_context.cards import load_card, load_persona, load_roster, save_card
 from rp_context.cards.persona import Persona, save_persona
 from rp_context.chatfolder import author_note_of, folder_name, set_author_note

@@ -1,0 +1,102 @@
+"""AssemblyCache: a prompt assembled with the cache of earlier turns equals one assembled afresh,
+whatever happened to the chat in between (new turns, edits, swipes, hidden messages, renames)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from rp_context.assembly import AssembledPrompt, AssemblyCache, assemble
+from rp_context.cards import Card, Persona
+from rp_context.chat import Chat, ChatHeader, ChatMessage
+from rp_context.presets.library import load_preset
+
+
+def _card() -> Card:
+    return Card.model_validate({"spec": "chara_card_v2", "spec_version": "2.0", "data": {
+        "name": "Wren", "description": "A keeper of {{user}}'s light.",
+        "mes_example": "<START>\n{{user}}: Hi.\n{{char}}: Evening."}})
+
+
+def _chat(n: int = 12) -> Chat:
+    msgs = [ChatMessage(id=str(i), name="Wren" if i % 2 == 0 else "Tess",
+                        role="assistant" if i % 2 == 0 else "user", text=f"Line {i} of the talk.")
+            for i in range(n)]
+    return Chat(header=ChatHeader(user_name="Tess", character_name="Wren",
+                                  create_date="2026-01-01@10h00m00s"), messages=msgs)
+
+
+def _assemble(chat: Chat, cache: AssemblyCache | None, persona: Persona | None = None) -> AssembledPrompt:
+    return assemble(cards=[_card()], chat=chat, instruct=load_preset("chatml", "instruct"),
+                    context=load_preset("default", "context"), persona=persona, cache=cache)
+
+
+def _add(chat: Chat, role: str, text: str) -> None:
+    chat.messages.append(ChatMessage(id=str(len(chat.messages) + 100), role=role, text=text,
+                                     name="Tess" if role == "user" else "Wren"))
+
+
+def _swipe(chat: Chat) -> None:
+    last = chat.messages[-1]
+    last.swipes = [last.text, "Another take on it."]
+    last.select_swipe(1)
+
+
+EDITS: dict[str, Callable[[Chat], None]] = {
+    "a new turn": lambda c: (_add(c, "user", "Well?"), _add(c, "assistant", "Well what.")),
+    "an edit in the middle": lambda c: setattr(c.messages[5], "text", "Changed line."),
+    "an edit of the newest": lambda c: setattr(c.messages[-1], "text", "Changed newest."),
+    "a swipe": _swipe,
+    "the last reply deleted": lambda c: c.messages.pop(),
+    "a hidden message": lambda c: setattr(c.messages[3], "hidden", True),
+    "a renamed speaker": lambda c: setattr(c.messages[4], "name", "Wren the Elder"),
+    "a changed role": lambda c: setattr(c.messages[6], "role", "system"),
+    "a message with macros": lambda c: _add(c, "user", "{{user}} rolls {{roll:d6}} at {{time}}."),
+    "a carriage return": lambda c: setattr(c.messages[2], "text", "Two\r\nlines."),
+    "a repeated id": lambda c: c.messages.append(c.messages[1].model_copy(update={"text": "Echo."})),
+}
+
+
+def _same(a: AssembledPrompt, b: AssembledPrompt) -> None:
+    assert [s.model_dump() for s in a.segments] == [s.model_dump() for s in b.segments]
+    assert a.text == b.text
+    assert a.warnings == b.warnings
+
+
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_cached_turn_equals_a_fresh_one(edit: str) -> None:
+    chat = _chat()
+    cache = AssemblyCache()
+    _assemble(chat, cache)
+    _add(chat, "user", "One more.")
+    _assemble(chat, cache)
+    EDITS[edit](chat)
+    _same(_assemble(chat, cache), _assemble(chat, None))
+    for other in EDITS.values():  # and every edit after it, in turn
+        other(chat)
+        _same(_assemble(chat, cache), _assemble(chat, None))
+
+
+def test_a_new_user_name_renames_the_cached_user_turns() -> None:
+    chat = _chat()
+    cache = AssemblyCache()
+    for m in chat.messages:
+        m.name = "" if m.role == "user" else m.name
+    before = _assemble(chat, cache)
+    after = _assemble(chat, cache, persona=Persona(name="Ada"))
+    assert before.by_id("msg:1").name == "Tess"
+    assert after.by_id("msg:1").name == "Ada"
+    _same(after, _assemble(chat, None, persona=Persona(name="Ada")))
+
+
+def test_unchanged_messages_keep_their_segments_across_turns() -> None:
+    chat = _chat()
+    cache = AssemblyCache()
+    first = _assemble(chat, cache)
+    _add(chat, "user", "Still there?")
+    second = _assemble(chat, cache)
+    fresh = _assemble(chat, None)
+    assert second.by_id("msg:0") is first.by_id("msg:0")
+    assert second.by_id("msg:5") is first.by_id("msg:5")
+    assert fresh.by_id("msg:0") is not first.by_id("msg:0")
