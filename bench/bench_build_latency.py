@@ -31,6 +31,7 @@ from _common import (
     timed_cpu,
 )
 
+from rp_context.budget import BudgetCache
 from rp_context.pipeline import build_prompt, load_setup
 from rp_context.segments import SegmentKind
 from rp_context.templates.jinja import JinjaTemplate
@@ -78,13 +79,14 @@ def run_case(args: argparse.Namespace, model: object, tok: object, *, messages: 
     previous = None
     first_s = 0.0
     fitted = None
+    cache = BudgetCache()  # held across turns, as a session holds it
     for k in range(turns + 1):
         n = messages + 2 * k
         c = prefix_chat(chat, n)
         speaker = next_speaker(chat, n, names)
         fitted, s, cs = timed_cpu(lambda c=c, speaker=speaker, previous=previous: build_prompt(
             cast, c, setup, tok, n_ctx=n_ctx, reserve=args.reserve, speaker=speaker,  # type: ignore[arg-type]
-            previous_ids=previous))
+            previous_ids=previous, cache=cache))
         if k == 0:
             first_s = s  # cold: every segment counted once; not part of the median
         else:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .assemble import AssembledPrompt, AssemblySettings, assemble
-from .budget import FittedPrompt, fit_prompt
+from .budget import BudgetCache, FittedPrompt, fit_prompt
 from .cards import Card, GroupRoster, Persona, load_card, load_persona, load_roster
 from .chat import Chat, ChatHeader, ChatMessage, load_chat
 from .errors import PresetError
@@ -168,8 +168,10 @@ def build_prompt(
     mode: Mode = "normal",
     settings: AssemblySettings | None = None,
     previous_ids: Sequence[int] | None = None,
+    cache: BudgetCache | None = None,
 ) -> FittedPrompt:
-    """Assemble and fit the prompt for the next reply."""
+    """Assemble and fit the prompt for the next reply; a caller that builds one turn after
+    another keeps a `BudgetCache` and passes it as `cache`, so each turn counts only what changed."""
     settings = settings or AssemblySettings()
     if settings.keyword_lore is None:  # the caller's choice stands; unset, the policy's applies
         settings = settings.model_copy(update={"keyword_lore": setup.budget.keyword_lore})
@@ -194,4 +196,5 @@ def build_prompt(
         reserve=setup.sampler.max_tokens if reserve is None else reserve,
         policy=setup.budget,
         previous_ids=previous_ids,
+        cache=cache,
     )
