@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -23,10 +24,10 @@ from .flatten import FlatPrompt
 from .memory import StoredMemory, choose_memory, memory_text
 from .policy import BudgetPolicy
 from .segments import SECTION_OF, Section, Segment, SegmentKind, Tier
-from .templates.costs import label_text
-from .tokens import TextPart, TokenCounter, common_prefix
+from .templates.costs import TurnCosts, label_text
+from .tokens import CountCache, TextPart, TokenCounter, common_prefix
 
-__all__ = ["BudgetPolicy", "BudgetReport", "FittedPrompt", "fit_prompt"]
+__all__ = ["BudgetCache", "BudgetPolicy", "BudgetReport", "FittedPrompt", "fit_prompt"]
 
 class BudgetReport(BaseModel):
     """What the budget manager did and where the tokens went."""
@@ -155,17 +156,36 @@ class _Turn:
         return self.content + self.labels + self.markers
 
 
-@dataclass
 class _Counts:
-    """Per-text token counts, cached across turns so a new turn costs what changed."""
+    """The budget's counts for one counter: per-text counts from the counter's own table
+    (`CountCache`, shared by everything that counts with it) and per-segment costs, kept by
+    whoever holds the `BudgetCache` so a new turn prices only new segments."""
 
-    counter: TokenCounter
-    plain: dict[str, int] = field(default_factory=dict)
-    special: dict[str, int] = field(default_factory=dict)
-    parts: dict[str, int] = field(default_factory=dict)
-    pieces: dict[str, list[int]] = field(default_factory=dict)
-    """Ids of prompt pieces cut at special tokens: the final exact count tokenizes only new ones."""
-    memos: dict[tuple[Any, ...], dict[int, tuple[Any, ...]]] = field(default_factory=dict)
+    def __init__(self, counter: TokenCounter) -> None:
+        self.counter = counter
+        held = getattr(counter, "counts", None)
+        self.text = held if isinstance(held, CountCache) else CountCache(counter)
+        self.count = self.text.count
+        self.count_parts = self.text.count_parts
+        self.pieces = self.text.pieces
+        self.memos: dict[tuple[Any, ...], dict[int, tuple[Any, ...]]] = {}
+        self._rules: dict[tuple[Any, ...], tuple[TurnCosts, int, int]] = {}
+
+    def rules(self, assembled: AssembledPrompt) -> tuple[TurnCosts, int, int]:
+        """The template's cost rules for this chat, the header room and the part of it beyond
+        this speaker's own header; measured by rendering, so kept per template (by value) and
+        chat setting."""
+        a = assembled
+        speaker = a.char if a.mode != "impersonate" else a.user
+        shared = a.group and a.mode == "normal"
+        key = (a.template.model_dump_json(), a.group, a.user, speaker,
+               tuple(a.members) if shared else ())
+        hit = self._rules.get(key)
+        if hit is None:
+            if len(self._rules) > 64:
+                self._rules.clear()
+            hit = self._rules[key] = _measure_rules(a, speaker, self.count, self.count_parts)
+        return hit
 
     def memo(self, key: tuple[Any, ...]) -> dict[int, tuple[Any, ...]]:
         """Per-segment costs for one template and chat setting (see `_Costs.prepare`)."""
@@ -176,31 +196,25 @@ class _Counts:
             m = self.memos[key] = {}
         return m
 
-    def count_parts(self, parts: list[TextPart]) -> int:
-        """Tokens of rendered parts as the prompt tokenizes them (cached by their text)."""
-        key = "\x00".join(f"{int(p.special)}{p.text}" for p in parts)
-        n = self.parts.get(key)
-        if n is None:
-            n = self.parts[key] = len(self.counter.tokenize_parts(parts))
-        return n
 
-    def count(self, text: str, special: bool = False) -> int:
-        cache = self.special if special else self.plain
-        n = cache.get(text)
-        if n is None:
-            n = self.counter.count(text, special=special)
-            if len(cache) > 200_000:
-                cache.clear()
-            cache[text] = n
-        return n
+def _measure_rules(a: AssembledPrompt, speaker: str, count: Any, count_parts: Any
+                   ) -> tuple[TurnCosts, int, int]:
+    rules = TurnCosts(a.template, count, count_parts, group=a.group, user=a.user, char=speaker)
+    header, slack = rules.header, 0  # slack: room held beyond this speaker's header
+    if a.group and a.mode == "normal":
+        # the room left for history must not depend on who speaks next (a longer name would
+        # evict a turn the next speaker brings back, and the cache with it)
+        room = max([header, *(rules.header_for(m) for m in a.members)])
+        header, slack = room, room - header
+    return rules, header, slack
 
 
 class BudgetCache:
-    """Token counts kept across turns for one counter: whoever builds prompts turn after turn
-    (a session, a benchmark) holds one and passes it to `fit_prompt`/`build_prompt`, so a new
-    turn costs what changed. Without one, each call counts from scratch (still only the part of
-    the history that can fit). A cache is bound to the first counter it meets and starts over
-    when given another."""
+    """Per-segment costs kept across turns: whoever builds prompts turn after turn (a session,
+    a benchmark) holds one and passes it to `fit_prompt`/`build_prompt`, so a new turn prices
+    only its new segments. Without one, segments are priced again from the counter's own
+    per-text counts (`counter.counts`, a dict look-up each). Bound to the first counter it meets;
+    it starts over when given another."""
 
     def __init__(self) -> None:
         self._counts: _Counts | None = None
@@ -241,7 +255,7 @@ def fit_prompt(
                        plan.base + plan.full_tokens - plan.cost.header_slack, previous_ids)
     red = _reduce(plan, policy)
     final, flat, ids = _count(plan, red, policy, counter, add_bos)
-    return _finish(final, flat, ids, red.outcome(policy), plan, counts, n_ctx, reserve,
+    return _finish(final, flat, ids, red.outcome(policy, plan.older), plan, counts, n_ctx, reserve,
                    red.estimate(plan) - plan.cost.header_slack, previous_ids)
 
 
@@ -269,12 +283,15 @@ class _Layout:
     older: _Turn | None = None
     """The history before `history` as one unit: more than the window holds comes after it."""
     older_messages: int = 0
+    older_at: int = 0
+    """Index of `older`'s first segment in the assembled segments."""
 
 
 def _plan(assembled: AssembledPrompt, counts: _Counts, policy: BudgetPolicy, budget: int) -> _Layout:
     """Split the prompt, price the pinned part, and find the part of the history that matters."""
     cost = _Costs(assembled, counts)
     head, history, tail = _split(assembled.segments)
+    older_at = len(head)  # where the history starts in the assembled segments
     head = [s for s in head if s.kind is not SegmentKind.MEMORY]
     examples = [s for s in head if s.kind == SegmentKind.EXAMPLE_DIALOGUE and not s.pinned]
     example_ids = {id(s) for s in examples}
@@ -293,7 +310,8 @@ def _plan(assembled: AssembledPrompt, counts: _Counts, policy: BudgetPolicy, bud
     plan = _Layout(assembled, cost, budget, head, history, tail, examples, fixed_tokens,
                    example_tokens, base, _plain_total(history, cost), older)
     if older is not None:
-        plan.older_messages = sum(1 for s in older.segs if s.kind is _MESSAGE)
+        plan.older_messages = list(map(_KIND, older.segs)).count(_MESSAGE)
+        plan.older_at = older_at
     return plan
 
 
@@ -316,7 +334,7 @@ def _window_start(history: list[Segment], cost: _Costs, budget: int, policy: Bud
         return 0
     while i > 0 and not _starts_turn(history[i]):
         i -= 1
-    if i == 0 or any(s.pinned for s in history[:i]):
+    if i == 0 or any(map(_PINNED, history[:i])):
         return 0
     return i
 
@@ -376,12 +394,13 @@ class _Reduction:
         return (plan.fixed_tokens + cost.units(self.kept_examples, inside=True)
                 + cost.units(self.memory_segs) + _history_tokens(self.kept_chunks, self.tiers))
 
-    def outcome(self, policy: BudgetPolicy) -> _Outcome:
+    def outcome(self, policy: BudgetPolicy, older: _Turn | None) -> _Outcome:
         if self.tiers:
             self.reductions.append("stripping")
         canonical = ["batching", "consolidation", "stripping", "examples", "eviction"]
         chunked = policy.eviction == "chunked"
-        gone = {mid for t in self.evicted for mid in t.message_ids} if self.evicted else set()
+        # batched ids come from the planned history: only its own evicted turns can hold them
+        gone = {mid for t in self.evicted if t is not older for mid in t.message_ids}
         return _Outcome(
             reductions=[r for r in canonical if r in self.reductions],
             batched=[m for m in self.batched if m not in gone],
@@ -683,6 +702,7 @@ def request_ids(fitted: FittedPrompt, segments: list[Segment], counter: TokenCou
 _KIND_VALUE = {k: k.value for k in SegmentKind}  # a dict look-up, not the enum descriptor
 _SECTION_VALUE = {k: SECTION_OF.get(k, Section.STRUCTURE).value for k in SegmentKind}
 _HISTORY_KINDS = (SegmentKind.CHAT_MESSAGE, SegmentKind.AUTHOR_NOTE, SegmentKind.DEPTH_INJECTION)
+_PINNED, _KIND = attrgetter("pinned"), attrgetter("kind")
 _TAIL_KINDS = (SegmentKind.POST_HISTORY, SegmentKind.GENERATION_HEADER)
 _MESSAGE = SegmentKind.CHAT_MESSAGE  # enum attribute lookups are slow in hot loops
 _FULL, _MARKERS, _CONTENT = Tier.FULL, Tier.MARKERS, Tier.CONTENT
@@ -695,7 +715,7 @@ def _split(segs: list[Segment]) -> tuple[list[Segment], list[Segment], list[Segm
          or (s.block or "").startswith("inject:")),
         None,
     )
-    kinds = [s.kind for s in segs]  # searched in C: a long chat has thousands of segments
+    kinds = list(map(_KIND, segs))  # searched in C: a long chat has thousands of segments
     tail_start = min((kinds.index(k) for k in _TAIL_KINDS if k in kinds), default=len(segs))
     if first_hist is None or first_hist > tail_start:
         first_hist = tail_start
@@ -882,9 +902,15 @@ def _derive(s: Segment, update: dict[str, Any]) -> Segment:
 
 
 def _structure(sid: str, text: str, role: str, block: str) -> Segment:
-    return Segment.model_construct(id=sid, kind=SegmentKind.STRUCTURE, role=role, name=None, text=text,
-                                   special=False, pinned=False, tier=Tier.FULL, source="", message_id=None,
-                                   block=block, depth=None, extra={})
+    new = Segment.__new__(Segment)  # as `model_construct` makes it, without its generic work
+    fields = {"id": sid, "kind": SegmentKind.STRUCTURE, "role": role, "name": None, "text": text,
+              "special": False, "pinned": False, "tier": _FULL, "source": "", "message_id": None,
+              "block": block, "depth": None, "extra": {}}
+    object.__setattr__(new, "__dict__", fields)
+    object.__setattr__(new, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(new, "__pydantic_extra__", None)
+    object.__setattr__(new, "__pydantic_private__", None)
+    return new
 
 
 def _batch(t: _Turn) -> list[Segment]:
@@ -952,20 +978,9 @@ class _Costs:
     template's cost rules (`templates.costs`), so the budget charges what the renderer writes."""
 
     def __init__(self, assembled: AssembledPrompt, counts: _Counts) -> None:
-        from .templates.costs import TurnCosts
-
         self.counts = counts
-        speaker = assembled.char if assembled.mode != "impersonate" else assembled.user
-        self.rules = TurnCosts(assembled.template, counts.count, counts.count_parts,
-                               group=assembled.group, user=assembled.user, char=speaker)
+        self.rules, self.header, self.header_slack = counts.rules(assembled)
         self.markers: dict[str, int] = self.rules.markers
-        self.header = self.rules.header
-        self.header_slack = 0  # room held beyond this speaker's header (not in the estimate)
-        if assembled.group and assembled.mode == "normal":
-            # the room left for history must not depend on who speaks next (a longer name
-            # would evict a turn the next speaker brings back, and the cache with it)
-            room = max([self.header, *(self.rules.header_for(m) for m in assembled.members)])
-            self.header, self.header_slack = room, room - self.header
         counter = counts.counter
         self.bos = 1 if getattr(counter, "add_bos", False) and getattr(counter, "bos_id", None) is not None else 0
         self.texts: list[int] = []
@@ -1127,7 +1142,7 @@ def _report(*, final_segments: list[Segment], flat: FlatPrompt, ids: list[int], 
                 if s.message_id and s.tier in (Tier.MARKERS, Tier.CONTENT)}
     dropped = [mid for t in outcome.evicted for mid in t.message_ids]
     gone = set(dropped)
-    seg_rows = _segment_rows(assembled, final_segments, seg_tokens, gone, stripped)
+    seg_rows = _segment_rows(plan, final_segments, seg_tokens, gone, stripped)
     lore_rows: list[dict[str, Any]] = []
     for d in getattr(assembled.lore, "decisions", []) or []:
         row = d.model_dump(mode="json") if hasattr(d, "model_dump") else dict(getattr(d, "__dict__", {}))
@@ -1213,18 +1228,25 @@ def _tally(final_segments: list[Segment], flat: FlatPrompt, counts: _Counts
     return seg_tokens, kinds, sections, content_tokens
 
 
-def _segment_rows(assembled: AssembledPrompt, final_segments: list[Segment],
-                  seg_tokens: dict[str, int], dropped: set[str], stripped: dict[str, str]
-                  ) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
+def _segment_rows(plan: _Layout, final_segments: list[Segment], seg_tokens: dict[str, int],
+                  dropped: set[str], stripped: dict[str, str]) -> list[dict[str, Any]]:
+    """One row per assembled segment, in order; the turns before the planned history are all
+    evicted (or dropped, for what is not a message) and written without look-ups."""
+    segs = plan.assembled.segments
     kind_value = _KIND_VALUE
     final_ids = {s.id for s in final_segments}
-    for s in assembled.segments:
+
+    def row(s: Segment) -> dict[str, Any]:
         status = "kept"
         if s.id not in final_ids:
             status = "evicted" if s.message_id in dropped else "dropped"
         elif s.message_id in stripped:
             status = f"stripped:{stripped[s.message_id]}"
-        rows.append({"id": s.id, "kind": kind_value[s.kind], "role": s.role, "name": s.name,
-                     "tokens": seg_tokens.get(s.id, 0), "status": status})
-    return rows
+        return {"id": s.id, "kind": kind_value[s.kind], "role": s.role, "name": s.name,
+                "tokens": seg_tokens.get(s.id, 0), "status": status}
+
+    older = plan.older.segs if plan.older is not None else []
+    at, end = plan.older_at, plan.older_at + len(older)
+    gone = [{"id": s.id, "kind": kind_value[s.kind], "role": s.role, "name": s.name, "tokens": 0,
+             "status": "evicted" if s.message_id else "dropped"} for s in older]
+    return [*map(row, segs[:at]), *gone, *map(row, segs[end:])]
