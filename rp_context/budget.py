@@ -6,6 +6,12 @@ full bands), example dialogues, then eviction of whole oldest turns in chunks. T
 reductions depends on the *whole* history, which only grows, so each switches on once and stays
 on; chunk boundaries are fixed from the oldest message, so the evicted prefix only moves when a
 whole chunk goes, and the prompt's front stays byte-identical for many turns in between.
+
+`fit_prompt` runs in stages over typed intermediates: plan (`_Layout`: head, the history that
+can matter, tail and their fixed costs), reduce (`_Reduction`: grouping, eviction, stripping,
+examples, memory), compose and count (the exact ids, evicting more while over), report
+(`_Outcome` → `BudgetReport`). Without chunking, the plan walks the history from the newest
+message and stops well past what fits, so a turn costs what the window holds, not the chat.
 """
 
 from __future__ import annotations
@@ -1125,40 +1131,20 @@ def _pinned_prefix(flat: FlatPrompt, segments: list[Segment], counts: _Counts) -
 def _report(*, final_segments: list[Segment], flat: FlatPrompt, ids: list[int], counts: _Counts,
             n_ctx: int, reserve: int, plan: _Layout, outcome: _Outcome,
             previous_ids: Sequence[int] | None, estimate: int) -> BudgetReport:
+    """The report: exact tokens per section and kind, what each reduction did, and retention."""
     assembled, budget, counter = plan.assembled, plan.budget, counts.counter
     seg_tokens, kinds, sections, content_tokens = _tally(final_segments, flat, counts)
     total = len(ids)
     structure = max(0, total - content_tokens)
-    # Per-span counts differ slightly from one pass over the whole text (BPE merges across span
-    # boundaries): book the difference on the largest kind so the parts add up to the exact total.
-    drift = total - sum(seg_tokens.values())
-    if drift and kinds:
-        big_kind = max(kinds, key=lambda k: kinds[k])
-        kinds[big_kind] += drift
-        big_sec = SECTION_OF.get(SegmentKind(big_kind), Section.STRUCTURE).value
-        sections[big_sec] = sections.get(big_sec, 0) + drift
-    sections = {k: v for k, v in sections.items() if v}
+    sections = _book_drift(total, seg_tokens, kinds, sections)
     stripped = {s.message_id: s.tier.value for s in final_segments
                 if s.message_id and s.tier in (Tier.MARKERS, Tier.CONTENT)}
     dropped = [mid for t in outcome.evicted for mid in t.message_ids]
     gone = set(dropped)
     seg_rows = _segment_rows(plan, final_segments, seg_tokens, gone, stripped)
-    lore_rows: list[dict[str, Any]] = []
-    for d in getattr(assembled.lore, "decisions", []) or []:
-        row = d.model_dump(mode="json") if hasattr(d, "model_dump") else dict(getattr(d, "__dict__", {}))
-        lore_rows.append(row)
-    front = next((s.message_id for s in final_segments if s.kind is _MESSAGE and s.message_id
-                  and s.message_id not in gone), None)
-    # Evicted messages are the oldest ones, in order: the front's index is how many went.
-    front_index = _message_index(plan, outcome.evicted)
-    if front is None and not front_index:
-        front_index = None  # no messages at all
-    memory = None
-    covered = 0
-    if outcome.memory is not None:
-        covered = min(len(dropped), outcome.memory.index + 1)
-        memory = {"text": outcome.memory.text, "message_id": outcome.memory.message_id,
-                  "covers": outcome.memory.index + 1}
+    lore_rows = [d.model_dump(mode="json") if hasattr(d, "model_dump") else dict(getattr(d, "__dict__", {}))
+                 for d in getattr(assembled.lore, "decisions", []) or []]
+    front, front_index, covered, memory = _retention(plan, outcome, final_segments, dropped, gone)
     history = sum(v for k, v in sections.items() if k in ("history", "memory"))
     # built without re-validating thousands of segment rows we just made
     return BudgetReport.model_construct(
@@ -1193,6 +1179,37 @@ def _report(*, final_segments: list[Segment], flat: FlatPrompt, ids: list[int], 
         front_index=front_index,
         memory=memory,
     )
+
+
+def _book_drift(total: int, seg_tokens: dict[str, int], kinds: dict[str, int],
+                sections: dict[str, int]) -> dict[str, int]:
+    """Per-span counts differ slightly from one pass over the whole text (BPE merges across span
+    boundaries): book the difference on the largest kind so the parts add up to the exact total.
+    Returns the sections that hold tokens."""
+    drift = total - sum(seg_tokens.values())
+    if drift and kinds:
+        big_kind = max(kinds, key=lambda k: kinds[k])
+        kinds[big_kind] += drift
+        big_sec = SECTION_OF.get(SegmentKind(big_kind), Section.STRUCTURE).value
+        sections[big_sec] = sections.get(big_sec, 0) + drift
+    return {k: v for k, v in sections.items() if v}
+
+
+def _retention(plan: _Layout, outcome: _Outcome, final_segments: list[Segment], dropped: list[str],
+               gone: set[str]) -> tuple[str | None, int | None, int, dict[str, Any] | None]:
+    """The front (oldest message kept) and its index, the evicted messages the memory covers,
+    and the memory shown. Evicted messages are the oldest ones, in order: the front's index is
+    how many went, and the memory covers those up to its own message."""
+    front = next((s.message_id for s in final_segments if s.kind is _MESSAGE and s.message_id
+                  and s.message_id not in gone), None)
+    front_index: int | None = _message_index(plan, outcome.evicted)
+    if front is None and not front_index:
+        front_index = None  # no messages at all
+    if outcome.memory is None:
+        return front, front_index, 0, None
+    m = outcome.memory
+    memory = {"text": m.text, "message_id": m.message_id, "covers": m.index + 1}
+    return front, front_index, min(len(dropped), m.index + 1), memory
 
 
 def _tally(final_segments: list[Segment], flat: FlatPrompt, counts: _Counts

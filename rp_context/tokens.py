@@ -270,10 +270,23 @@ class LlamaTokenizer(_PartsMixin):
     def tokenize(self, text: str, *, special: bool = False) -> list[int]:
         if not text:
             return []
+        # a lone surrogate cannot be UTF-8: tokenized as U+FFFD, as the chat file stores it
+        data = clean_surrogates(text).encode("utf-8")
         with self._lock:
-            # a lone surrogate cannot be UTF-8: tokenized as U+FFFD, as the chat file stores it
-            data = clean_surrogates(text).encode("utf-8")
+            return self._tokenize(data, special)
+
+    def _tokenize(self, data: bytes, special: bool) -> list[int]:
+        """llama.cpp's `llama_tokenize` into a buffer sized for the text (a token covers at least
+        one byte). `Llama.tokenize` sizes it by the training context, which a vocab-only load
+        reports as 0, so every call tokenized twice: once to learn the length."""
+        import llama_cpp
+
+        room = len(data) + 1
+        buf = (llama_cpp.llama_token * room)()
+        n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, room, False, special)
+        if n < 0:  # cannot happen for add_bos=False; llama-cpp-python's own path handles it
             return list(self._llm.tokenize(data, add_bos=False, special=special))
+        return buf[:n]
 
     def detokenize(self, ids: Sequence[int], *, special: bool = True) -> str:
         """Text of `ids`; `special=True` renders control tokens as their text."""
