@@ -3,7 +3,8 @@
 A 2,400-message chat with five characters and a user at an 8,192-token window, then a
 20,000-message chat at a 131,072-token window, with the default model's tokenizer. Each turn adds the user's message and a character's reply and builds the
 next prompt through `build_prompt` (assemble, fit, final exact tokenization) with the default
-policy (`full-window`; per-segment costs are cached across turns). The baseline, measured in the same run on the same chats, is the naive
+policy (`full-window`), with one `BudgetCache` held across turns as a session holds it
+(per-segment costs and the template's cost rules; per-text counts live on the tokenizer). The baseline, measured in the same run on the same chats, is the naive
 way: render the whole history with the model's own Jinja template, tokenize it all, drop the
 oldest message until it fits (subtracting each dropped message's own token count), then
 tokenize the kept prompt once more for the exact count.
