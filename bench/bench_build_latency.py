@@ -3,7 +3,9 @@
 A 2,400-message chat with five characters and a user at an 8,192-token window, then a
 20,000-message chat at a 131,072-token window, with the default model's tokenizer. Each turn adds the user's message and a character's reply and builds the
 next prompt through `build_prompt` (assemble, fit, final exact tokenization) with the default
-policy (`full-window`; per-segment costs are cached across turns). The baseline, measured in the same run on the same chats, is the naive
+policy (`full-window`), with one `PromptCache` held across turns as a session holds it
+(the message segments assembly reuses, per-segment costs and the template's cost rules;
+per-text counts live on the tokenizer). The baseline, measured in the same run on the same chats, is the naive
 way: render the whole history with the model's own Jinja template, tokenize it all, drop the
 oldest message until it fits (subtracting each dropped message's own token count), then
 tokenize the kept prompt once more for the exact count.
@@ -31,7 +33,7 @@ from _common import (
     timed_cpu,
 )
 
-from rp_context.pipeline import build_prompt, load_setup
+from rp_context.pipeline import PromptCache, build_prompt, load_setup
 from rp_context.segments import SegmentKind
 from rp_context.templates.jinja import JinjaTemplate
 from rp_context.templates.model import Message
@@ -78,13 +80,14 @@ def run_case(args: argparse.Namespace, model: object, tok: object, *, messages: 
     previous = None
     first_s = 0.0
     fitted = None
+    cache = PromptCache()  # held across turns, as a session holds it
     for k in range(turns + 1):
         n = messages + 2 * k
         c = prefix_chat(chat, n)
         speaker = next_speaker(chat, n, names)
         fitted, s, cs = timed_cpu(lambda c=c, speaker=speaker, previous=previous: build_prompt(
             cast, c, setup, tok, n_ctx=n_ctx, reserve=args.reserve, speaker=speaker,  # type: ignore[arg-type]
-            previous_ids=previous))
+            previous_ids=previous, cache=cache))
         if k == 0:
             first_s = s  # cold: every segment counted once; not part of the median
         else:

@@ -54,7 +54,7 @@ from .errors import (
     TemplateError,
 )
 from .models import resolve_model
-from .pipeline import Cast, Setup, build_prompt, load_cast, load_setup, new_chat
+from .pipeline import Cast, PromptCache, Setup, build_prompt, load_cast, load_setup, new_chat
 from .policy import BudgetPolicy
 from .presets import BundlePreset, ContextPreset, SysPromptPreset, load_preset
 from .sampling import SamplerSettings
@@ -108,6 +108,7 @@ __all__ = [
     "load_cast",
     "load_setup",
     "build_prompt",
+    "PromptCache",
     "new_chat",
     "Cast",
     "Setup",

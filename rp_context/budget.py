@@ -6,6 +6,12 @@ full bands), example dialogues, then eviction of whole oldest turns in chunks. T
 reductions depends on the *whole* history, which only grows, so each switches on once and stays
 on; chunk boundaries are fixed from the oldest message, so the evicted prefix only moves when a
 whole chunk goes, and the prompt's front stays byte-identical for many turns in between.
+
+`fit_prompt` runs in stages over typed intermediates: plan (`_Layout`: head, the history that
+can matter, tail and their fixed costs), reduce (`_Reduction`: grouping, eviction, stripping,
+examples, memory), compose and count (the exact ids, evicting more while over), report
+(`_Outcome` → `BudgetReport`). Without chunking, the plan walks the history from the newest
+message and stops well past what fits, so a turn costs what the window holds, not the chat.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -23,10 +30,10 @@ from .flatten import FlatPrompt
 from .memory import StoredMemory, choose_memory, memory_text
 from .policy import BudgetPolicy
 from .segments import SECTION_OF, Section, Segment, SegmentKind, Tier
-from .templates.costs import label_text
-from .tokens import TextPart, TokenCounter, common_prefix
+from .templates.costs import TurnCosts, label_text
+from .tokens import CountCache, TextPart, TokenCounter, common_prefix
 
-__all__ = ["BudgetPolicy", "BudgetReport", "FittedPrompt", "fit_prompt"]
+__all__ = ["BudgetCache", "BudgetPolicy", "BudgetReport", "FittedPrompt", "fit_prompt"]
 
 class BudgetReport(BaseModel):
     """What the budget manager did and where the tokens went."""
@@ -46,9 +53,13 @@ class BudgetReport(BaseModel):
     """Tokens that are not content (template markers, names, separators)."""
     structure_percent: float
     reductions: list[str]
-    """Reductions applied, in order: batching, consolidation, stripping, examples, eviction."""
+    """Reductions applied, in order: batching, consolidation, stripping, examples, eviction.
+    Batching and consolidation are judged on the history the budget looked at: in a long chat,
+    the newest turns that can fit (everything older is evicted whatever the grouping)."""
     batched: list[str] = Field(default_factory=list)
+    """Ids of messages in the prompt that share a batched turn with other replies."""
     consolidated: list[str] = Field(default_factory=list)
+    """Ids of messages in the prompt whose turn merged narrator (system) messages."""
     stripped: dict[str, str] = Field(default_factory=dict)
     """Message id → tier (markers / content)."""
     dropped: list[str] = Field(default_factory=list)
@@ -151,17 +162,36 @@ class _Turn:
         return self.content + self.labels + self.markers
 
 
-@dataclass
 class _Counts:
-    """Per-text token counts, cached across turns so a new turn costs what changed."""
+    """The budget's counts for one counter: per-text counts from the counter's own table
+    (`CountCache`, shared by everything that counts with it) and per-segment costs, kept by
+    whoever holds the `BudgetCache` so a new turn prices only new segments."""
 
-    counter: TokenCounter
-    plain: dict[str, int] = field(default_factory=dict)
-    special: dict[str, int] = field(default_factory=dict)
-    parts: dict[str, int] = field(default_factory=dict)
-    pieces: dict[str, list[int]] = field(default_factory=dict)
-    """Ids of prompt pieces cut at special tokens: the final exact count tokenizes only new ones."""
-    memos: dict[tuple[Any, ...], dict[int, tuple[Any, ...]]] = field(default_factory=dict)
+    def __init__(self, counter: TokenCounter) -> None:
+        self.counter = counter
+        held = getattr(counter, "counts", None)
+        self.text = held if isinstance(held, CountCache) else CountCache(counter)
+        self.count = self.text.count
+        self.count_parts = self.text.count_parts
+        self.pieces = self.text.pieces
+        self.memos: dict[tuple[Any, ...], dict[int, tuple[Any, ...]]] = {}
+        self._rules: dict[tuple[Any, ...], tuple[TurnCosts, int, int]] = {}
+
+    def rules(self, assembled: AssembledPrompt) -> tuple[TurnCosts, int, int]:
+        """The template's cost rules for this chat, the header room and the part of it beyond
+        this speaker's own header; measured by rendering, so kept per template (by value) and
+        chat setting."""
+        a = assembled
+        speaker = a.char if a.mode != "impersonate" else a.user
+        shared = a.group and a.mode == "normal"
+        key = (a.template.model_dump_json(), a.group, a.user, speaker,
+               tuple(a.members) if shared else ())
+        hit = self._rules.get(key)
+        if hit is None:
+            if len(self._rules) > 64:
+                self._rules.clear()
+            hit = self._rules[key] = _measure_rules(a, speaker, self.count, self.count_parts)
+        return hit
 
     def memo(self, key: tuple[Any, ...]) -> dict[int, tuple[Any, ...]]:
         """Per-segment costs for one template and chat setting (see `_Costs.prepare`)."""
@@ -172,36 +202,34 @@ class _Counts:
             m = self.memos[key] = {}
         return m
 
-    def count_parts(self, parts: list[TextPart]) -> int:
-        """Tokens of rendered parts as the prompt tokenizes them (cached by their text)."""
-        key = "\x00".join(f"{int(p.special)}{p.text}" for p in parts)
-        n = self.parts.get(key)
-        if n is None:
-            n = self.parts[key] = len(self.counter.tokenize_parts(parts))
-        return n
 
-    def count(self, text: str, special: bool = False) -> int:
-        cache = self.special if special else self.plain
-        n = cache.get(text)
-        if n is None:
-            n = self.counter.count(text, special=special)
-            if len(cache) > 200_000:
-                cache.clear()
-            cache[text] = n
-        return n
+def _measure_rules(a: AssembledPrompt, speaker: str, count: Any, count_parts: Any
+                   ) -> tuple[TurnCosts, int, int]:
+    rules = TurnCosts(a.template, count, count_parts, group=a.group, user=a.user, char=speaker)
+    header, slack = rules.header, 0  # slack: room held beyond this speaker's header
+    if a.group and a.mode == "normal":
+        # the room left for history must not depend on who speaks next (a longer name would
+        # evict a turn the next speaker brings back, and the cache with it)
+        room = max([header, *(rules.header_for(m) for m in a.members)])
+        header, slack = room, room - header
+    return rules, header, slack
 
 
-_COUNT_CACHES: dict[int, _Counts] = {}
+class BudgetCache:
+    """Per-segment costs kept across turns: whoever builds prompts turn after turn (a session,
+    a benchmark) holds one and passes it to `fit_prompt`/`build_prompt`, so a new turn prices
+    only its new segments. Without one, segments are priced again from the counter's own
+    per-text counts (`counter.counts`, a dict look-up each). Bound to the first counter it meets;
+    it starts over when given another."""
 
+    def __init__(self) -> None:
+        self._counts: _Counts | None = None
 
-def _counts_for(counter: TokenCounter) -> _Counts:
-    c = _COUNT_CACHES.get(id(counter))
-    if c is None or c.counter is not counter:
-        c = _Counts(counter)
-        _COUNT_CACHES[id(counter)] = c
-        if len(_COUNT_CACHES) > 8:
-            _COUNT_CACHES.pop(next(iter(_COUNT_CACHES)))
-    return c
+    def counts(self, counter: TokenCounter) -> _Counts:
+        """The per-text counts for `counter` (a new, empty set for a different counter)."""
+        if self._counts is None or self._counts.counter is not counter:
+            self._counts = _Counts(counter)
+        return self._counts
 
 
 def fit_prompt(
@@ -213,16 +241,63 @@ def fit_prompt(
     policy: BudgetPolicy | None = None,
     previous_ids: Sequence[int] | None = None,
     add_bos: bool | None = None,
+    cache: BudgetCache | None = None,
 ) -> FittedPrompt:
-    """Fit `assembled` into `n_ctx - reserve` tokens; raise BudgetError if the pinned part can't fit."""
+    """Fit `assembled` into `n_ctx - reserve` tokens; raise BudgetError if the pinned part can't fit.
+
+    Stages: plan (split, fixed costs, the part of the history that can matter), reduce (group,
+    evict, strip, examples, memory), compose and count (exact count, evicting more while over),
+    report. `cache` keeps token counts across turns (see `BudgetCache`)."""
     policy = policy or BudgetPolicy()
     budget = n_ctx - reserve
     if budget <= 0:
         raise BudgetError(f"reserve {reserve} leaves no room in a {n_ctx}-token window")
-    counts = _counts_for(counter)
-    cost = _Costs(assembled, counts)
+    counts = (cache or BudgetCache()).counts(counter)
+    plan = _plan(assembled, counts, policy, budget)
+    whole = _fits_whole(plan, policy, counter, add_bos)
+    if whole is not None:
+        final, flat, ids = whole
+        return _finish(final, flat, ids, _Outcome(), plan, counts, n_ctx, reserve,
+                       plan.base + plan.full_tokens - plan.cost.header_slack, previous_ids)
+    red = _reduce(plan, policy)
+    final, flat, ids = _count(plan, red, policy, counter, add_bos)
+    return _finish(final, flat, ids, red.outcome(policy, plan.older), plan, counts, n_ctx, reserve,
+                   red.estimate(plan) - plan.cost.header_slack, previous_ids)
 
+
+# -- plan ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Layout:
+    """The plan: the prompt split into pinned head, history and tail, their fixed costs, and the
+    part of the history the reductions need to see (older turns are known to be evicted)."""
+
+    assembled: AssembledPrompt
+    cost: _Costs
+    budget: int
+    head: list[Segment]
+    history: list[Segment]
+    """The newest history segments, from a turn boundary: everything that can fit."""
+    tail: list[Segment]
+    examples: list[Segment]
+    fixed_tokens: int
+    example_tokens: int
+    base: int
+    full_tokens: int
+    """`history`'s full-structure cost, one turn per message or block."""
+    older: _Turn | None = None
+    """The history before `history` as one unit: more than the window holds comes after it."""
+    older_messages: int = 0
+    older_at: int = 0
+    """Index of `older`'s first segment in the assembled segments."""
+
+
+def _plan(assembled: AssembledPrompt, counts: _Counts, policy: BudgetPolicy, budget: int) -> _Layout:
+    """Split the prompt, price the pinned part, and find the part of the history that matters."""
+    cost = _Costs(assembled, counts)
     head, history, tail = _split(assembled.segments)
+    older_at = len(head)  # where the history starts in the assembled segments
     head = [s for s in head if s.kind is not SegmentKind.MEMORY]
     examples = [s for s in head if s.kind == SegmentKind.EXAMPLE_DIALOGUE and not s.pinned]
     example_ids = {id(s) for s in examples}
@@ -231,47 +306,173 @@ def fit_prompt(
     example_tokens = cost.units(examples, inside=True)
     if fixed_tokens > budget:
         raise BudgetError(_overflow_message(budget, fixed_tokens), _section_breakdown(head + tail, cost))
-
-    def fits(total: int) -> bool:
-        return total <= budget
-
-    def total_of(turns: list[_Turn]) -> int:
-        return sum(t.full for t in turns)
-
     base = fixed_tokens + (example_tokens if policy.examples != "never" else 0)
+    start = _window_start(history, cost, budget, policy)
+    older = None
+    if start:
+        older = _Turn(history[:start], "user")
+        history = history[start:]
     cost.prepare(history)
-    full_tokens = _plain_total(history, cost)
-    whole = None
-    if policy.examples != "never" or not examples:  # "never" is a choice, not a reduction
-        whole = _fits_whole(assembled, head, history, tail, counter, budget, base + full_tokens, add_bos)
-    if whole is not None:
-        final, flat, ids = whole
-        return _finish(final, flat, ids, _Plan(), assembled, counter, counts, n_ctx, reserve,
-                       budget, base + full_tokens - cost.header_slack, previous_ids)
+    plan = _Layout(assembled, cost, budget, head, history, tail, examples, fixed_tokens,
+                   example_tokens, base, _plain_total(history, cost), older)
+    if older is not None:
+        plan.older_messages = list(map(_KIND, older.segs)).count(_MESSAGE)
+        plan.older_at = older_at
+    return plan
 
+
+def _window_start(history: list[Segment], cost: _Costs, budget: int, policy: BudgetPolicy) -> int:
+    """Where the history the reductions must see starts: 0, or a user message (which starts a
+    turn in every grouping) after which unpinned text alone is well over the budget, so every
+    turn before it is evicted whatever the reductions do. Walked from the newest message, so the
+    cost is what fits in the window, not the chat's length. Chunked eviction fixes its grid from
+    the oldest turn and sees everything; older pinned turns would stay, so they do too."""
+    if policy.eviction == "chunked":
+        return 0
+    need = budget * 1.25 + 64  # the content alone: every reduction's cost lies above ~0.9x of it
+    seen = 0
+    i = len(history)
+    while i > 0 and seen <= need:
+        i -= 1
+        if not history[i].pinned:
+            seen += cost.seg(history[i])[0]
+    if seen <= need:
+        return 0
+    while i > 0 and not _starts_turn(history[i]):
+        i -= 1
+    if i == 0 or any(map(_PINNED, history[:i])):
+        return 0
+    return i
+
+
+def _starts_turn(s: Segment) -> bool:
+    return s.kind is _MESSAGE and s.role == "user" and s.block is None
+
+
+def _fits_whole(plan: _Layout, policy: BudgetPolicy, counter: TokenCounter, add_bos: bool | None
+                ) -> tuple[list[Segment], FlatPrompt, list[int]] | None:
+    """The prompt unreduced, when its exact count fits: a prompt that fits is never reduced.
+
+    Tokenized only when the estimate is close enough to the budget for that to matter.
+    """
+    if policy.examples == "never" and plan.examples:  # "never" is a choice, not a reduction
+        return None
+    if plan.older is not None or plan.base + plan.full_tokens > plan.budget * 1.03 + 8:
+        return None
+    final = [*plan.head, *plan.history, *plan.tail]
+    flat = _flatten(plan.assembled, final)
+    ids = _token_ids(flat, counter, plan)
+    return (final, flat, ids) if len(ids) <= plan.budget else None
+
+
+# -- reduce ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Reduction:
+    """What the reductions chose: the turns kept (in chunks), their tiers, what was evicted,
+    the examples kept and the memory shown. The count stage may evict more."""
+
+    turns: list[_Turn]
+    kept_chunks: list[list[_Turn]]
+    tiers: dict[int, Tier]
+    evicted: list[_Turn]
+    kept_examples: list[Segment]
+    examples_dropped: list[str]
+    reductions: list[str]
+    batched: list[str]
+    consolidated: list[str]
+    stripping: bool
+    window: int
+    """Chunks in the window (chunked eviction), for the stripping bands; 0: per message."""
+    low_water: int
+    clamped: bool
+    memories: list[StoredMemory]
+    memory: StoredMemory | None = None
+    memory_segs: list[Segment] = field(default_factory=list)
+
+    def tiers_for(self, kept: list[list[_Turn]], policy: BudgetPolicy) -> dict[int, Tier]:
+        return _tiers(kept, policy.strip_bands, self.window) if self.stripping else {}
+
+    def estimate(self, plan: _Layout) -> int:
+        """The budget's own arithmetic for the composed prompt."""
+        cost = plan.cost
+        return (plan.fixed_tokens + cost.units(self.kept_examples, inside=True)
+                + cost.units(self.memory_segs) + _history_tokens(self.kept_chunks, self.tiers))
+
+    def outcome(self, policy: BudgetPolicy, older: _Turn | None) -> _Outcome:
+        if self.tiers:
+            self.reductions.append("stripping")
+        canonical = ["batching", "consolidation", "stripping", "examples", "eviction"]
+        chunked = policy.eviction == "chunked"
+        # batched ids come from the planned history: only its own evicted turns can hold them
+        gone = {mid for t in self.evicted if t is not older for mid in t.message_ids}
+        return _Outcome(
+            reductions=[r for r in canonical if r in self.reductions],
+            batched=[m for m in self.batched if m not in gone],
+            consolidated=[m for m in self.consolidated if m not in gone],
+            evicted=self.evicted, examples_dropped=self.examples_dropped,
+            eviction=("chunk" if chunked else "shift" if policy.eviction == "shift" else "message")
+            if self.evicted else None,
+            low_water=self.low_water if chunked else None, low_water_clamped=self.clamped,
+            memory=self.memory,
+        )
+
+
+def _reduce(plan: _Layout, policy: BudgetPolicy) -> _Reduction:
+    """Group (batching, consolidation), then evict, strip and drop examples as needed."""
+    turns, full_tokens, reductions, batched, consolidated = _regroup(plan, policy)
+    budget, fixed_tokens = plan.budget, plan.fixed_tokens
+    stripping = policy.stripping and full_tokens + plan.base > budget
+    drop_examples = policy.examples == "never" or (
+        policy.examples == "threshold" and full_tokens + plan.base > budget)
+    fixed_now = fixed_tokens if (drop_examples or policy.examples == "gradual") \
+        else fixed_tokens + plan.example_tokens
+    if fixed_now > budget:  # examples "keep" that cannot fit: the examples go, the rest stays
+        fixed_now, drop_examples = fixed_tokens, True
+    # A chunk is the budget above the low-water mark: evicting one takes the prompt from the
+    # budget down to about the low-water mark. A low-water mark at or below the pinned top would
+    # evict the whole history: it is clamped to the same share of the room the top leaves.
+    chunked = policy.eviction == "chunked"
+    low_water = int(budget * policy.low_water)
+    clamped = chunked and fixed_now >= low_water
+    if clamped:
+        low_water = fixed_now + int((budget - fixed_now) * policy.low_water)
+    window = max(1, round(1.0 / max(1e-6, 1.0 - policy.low_water))) if chunked else 0
+    red = _Reduction(turns, [], {}, [], [], [], reductions, batched, consolidated, stripping,
+                     window, low_water, clamped, plan.assembled.memories if policy.memory else [])
+    _evict_stage(red, plan, policy, budget - fixed_now, max(1, budget - low_water) if chunked else 0)
+    _examples_stage(red, plan, policy, drop_examples)
+    return red
+
+
+def _regroup(plan: _Layout, policy: BudgetPolicy
+             ) -> tuple[list[_Turn], int, list[str], list[str], list[str]]:
+    """Turns, their full cost, and the grouping reductions that apply (each only when the
+    history would not fit without it; batching alone only when its text alone could fit)."""
+    history, cost, base, budget = plan.history, plan.cost, plan.base, plan.budget
+    group = plan.assembled.group
+    full_tokens = plan.full_tokens
     reductions: list[str] = []
     batched: list[str] = []
     consolidated: list[str] = []
-    content_tokens = sum(cost.texts)
     turns: list[_Turn] | None = None
-    # Batching alone is tried only when it could make the history fit (its text alone fits);
-    # a long chat goes straight to batching with consolidation, one grouping pass.
-    if not fits(base + full_tokens) and policy.batching and assembled.group and (
-        not policy.consolidation or fits(base + content_tokens)
+    if base + full_tokens > budget and policy.batching and group and (
+        not policy.consolidation or base + sum(cost.texts) <= budget
     ):
         grouped = _group(history, cost, batching=True, consolidation=False)
         batched = [mid for t in grouped if t.batched for mid in t.message_ids]
         if batched:
-            turns, full_tokens = grouped, total_of(grouped)
+            turns, full_tokens = grouped, sum(t.full for t in grouped)
             reductions.append("batching")
-    if not fits(base + full_tokens) and policy.consolidation:
-        grouped = _group(history, cost, batching=policy.batching and assembled.group, consolidation=True)
+    if base + full_tokens > budget and policy.consolidation:
+        grouped = _group(history, cost, batching=policy.batching and group, consolidation=True)
         merged = [mid for t in grouped if t.batched and any(s.role == "system" for s in t.segs)
                   for mid in t.message_ids]
-        if merged or (policy.batching and assembled.group and not batched):
+        if merged or (policy.batching and group and not batched):
             batched = [mid for t in grouped if t.batched and all(s.role != "system" for s in t.segs)
                        for mid in t.message_ids] or batched
-            turns, full_tokens = grouped, total_of(grouped)
+            turns, full_tokens = grouped, sum(t.full for t in grouped)
             if batched and "batching" not in reductions:
                 reductions.append("batching")
             if merged:
@@ -279,124 +480,118 @@ def fit_prompt(
                 reductions.append("consolidation")
     if turns is None:
         turns = _group(history, cost, batching=False, consolidation=False)
+    return turns, full_tokens, reductions, batched, consolidated
 
-    stripping = policy.stripping and not fits(base + full_tokens)
-    drop_examples = policy.examples == "never" or (
-        policy.examples == "threshold" and not fits(base + full_tokens)
-    )
-    fixed_now = fixed_tokens if (drop_examples or policy.examples == "gradual") else fixed_tokens + example_tokens
-    if fixed_now > budget:  # examples "keep" that cannot fit: the examples go, the rest stays
-        fixed_now, drop_examples = fixed_tokens, True
 
-    # Chunk grid from the oldest turn: fixed as the chat grows, so eviction points are stable.
-    # A chunk is the budget above the low-water mark: evicting one takes the prompt from the
-    # high-water mark (the budget) down to about the low-water mark, and it takes that many new
-    # tokens before the next eviction. A low-water mark at or below the pinned top would evict
-    # the whole history: it is clamped to the same share of the room the top leaves.
-    chunked = policy.eviction == "chunked"
-    low_water = int(budget * policy.low_water)
-    clamped = chunked and fixed_now >= low_water
-    if clamped:
-        low_water = fixed_now + int((budget - fixed_now) * policy.low_water)
-    chunk_tokens = max(1, budget - low_water)
-    chunks = _chunks(turns, chunk_tokens) if chunked else [[t] for t in turns]
-    window = max(1, round(1.0 / max(1e-6, 1.0 - policy.low_water))) if chunked else 0
+def _evict_stage(red: _Reduction, plan: _Layout, policy: BudgetPolicy, available: int,
+                 chunk_tokens: int) -> None:
+    """Evict the fewest whole chunks (oldest first; one turn each without chunking) that make
+    the history fit; with a summary stored, the memory shown takes its room too. Pinned turns
+    (injections deeper than the kept history) stay at the top of what is kept."""
+    turns = red.turns
+    chunks = _chunks(turns, chunk_tokens) if chunk_tokens else [[t] for t in turns]
 
     def tiers_for(kept: list[list[_Turn]]) -> dict[int, Tier]:
-        return _tiers(kept, policy.strip_bands, window) if stripping else {}
+        return red.tiers_for(kept, policy)
 
-    def history_tokens(kept: list[list[_Turn]], tiers: dict[int, Tier]) -> int:
-        if not tiers:
-            return sum(t.full for ch in kept for t in ch)
-        return sum(t.tokens(tiers.get(id(t), _FULL)) for ch in kept for t in ch)
-
-    # Evict the fewest whole chunks (oldest first) that make the history fit; with a summary
-    # stored, the memory shown after an eviction takes its room too.
-    memories = assembled.memories if policy.memory else []
-    start = _evict(chunks, budget - fixed_now, stripping, tiers_for, history_tokens)
-    if start and memories:
-        reserve_mem = cost.units([_memory_segment(memories[-1], policy)])
-        start = _evict(chunks, budget - fixed_now - reserve_mem, stripping, tiers_for, history_tokens)
-    chunks, start = _floor(chunks, start, turns, budget - fixed_now)
-    if start:
-        reductions.append("eviction")
-    kept_chunks = chunks[start:]
-    evicted = [t for ch in chunks[:start] for t in ch if not t.pinned]
-    # Pinned turns (injections deeper than the kept history) are never evicted: they stay, at
-    # the top of what is kept, as SillyTavern leaves them.
+    start = _evict(chunks, available, red.stripping, tiers_for)
+    if start and red.memories:
+        reserve_mem = plan.cost.units([_memory_segment(red.memories[-1], policy)])
+        start = _evict(chunks, available - reserve_mem, red.stripping, tiers_for)
+    chunks, start = _floor(chunks, start, turns, available)
+    if start or plan.older is not None:
+        red.reductions.append("eviction")
+    red.kept_chunks = chunks[start:]
+    red.evicted = [*([plan.older] if plan.older else []),
+                   *(t for ch in chunks[:start] for t in ch if not t.pinned)]
     stranded = [t for ch in chunks[:start] for t in ch if t.pinned]
     if stranded:
-        kept_chunks = [stranded, *kept_chunks]
-    tiers = tiers_for(kept_chunks)
-    history_now = history_tokens(kept_chunks, tiers)
-    memory = _choose_memory(assembled, memories, evicted, policy)
-    memory_segs = [_memory_segment(memory, policy)] if memory is not None else []
-    memory_tokens = cost.units(memory_segs)
+        red.kept_chunks = [stranded, *red.kept_chunks]
+    red.tiers = tiers_for(red.kept_chunks)
+    _set_memory(red, plan, policy)
 
-    # Examples: gradual push-out fills what history left over, dropping from the last block.
-    kept_examples = [] if drop_examples else list(examples)
-    if not drop_examples and policy.examples == "gradual":
-        room = budget - fixed_tokens - history_now - memory_tokens
-        kept_examples = []
+
+def _set_memory(red: _Reduction, plan: _Layout, policy: BudgetPolicy) -> None:
+    """The stored summary that covers the evicted turns, as the memory segment (or none)."""
+    red.memory = _choose_memory(plan, red.memories, red.evicted, policy)
+    red.memory_segs = [_memory_segment(red.memory, policy)] if red.memory is not None else []
+
+
+def _examples_stage(red: _Reduction, plan: _Layout, policy: BudgetPolicy, drop: bool) -> None:
+    """Examples: gradual push-out fills what history left over, dropping from the last block."""
+    examples, cost = plan.examples, plan.cost
+    kept = [] if drop else list(examples)
+    if not drop and policy.examples == "gradual":
+        room = (plan.budget - plan.fixed_tokens - _history_tokens(red.kept_chunks, red.tiers)
+                - cost.units(red.memory_segs))
+        kept = []
         for block in _example_blocks(examples):
             block_cost = cost.units(block, inside=True)
             if block_cost > room:
                 break
-            kept_examples.extend(block)
+            kept.extend(block)
             room -= block_cost
-    examples_dropped: list[str] = []
-    if len(kept_examples) < len(examples):
-        kept_set = {id(s) for s in kept_examples}
-        examples_dropped = sorted({s.extra.get("example_block", s.id) for s in examples if id(s) not in kept_set})
-        reductions.append("examples")
+    red.kept_examples = kept
+    if len(kept) < len(examples):
+        kept_set = {id(s) for s in kept}
+        red.examples_dropped = sorted({s.extra.get("example_block", s.id) for s in examples
+                                       if id(s) not in kept_set})
+        red.reductions.append("examples")
 
-    # Build, then check the exact count; while it is over (the estimate is ~1% off), evict the
-    # oldest unpinned turn, so what fits stays.
+
+def _history_tokens(kept: list[list[_Turn]], tiers: dict[int, Tier]) -> int:
+    if not tiers:
+        return sum(t.full for ch in kept for t in ch)
+    return sum(t.tokens(tiers.get(id(t), _FULL)) for ch in kept for t in ch)
+
+
+# -- compose and count -----------------------------------------------------------------------
+
+
+def _count(plan: _Layout, red: _Reduction, policy: BudgetPolicy, counter: TokenCounter,
+           add_bos: bool | None) -> tuple[list[Segment], FlatPrompt, list[int]]:
+    """Compose, then check the exact count; while it is over (the estimate is ~1% off), evict
+    the oldest unpinned turn, then the examples, so what fits stays."""
     while True:
-        final = _compose([*head, *memory_segs], tail, kept_examples, kept_chunks, tiers)
-        flat = _flatten(assembled, final)
-        ids = _token_ids(flat, counter, assembled, add_bos)
-        if len(ids) <= budget:
-            break
-        if any(not t.pinned for ch in kept_chunks for t in ch):
-            first = next(i for i, ch in enumerate(kept_chunks) if any(not t.pinned for t in ch))
-            gone = next(t for t in kept_chunks[first] if not t.pinned)
-            evicted.append(gone)
-            keep = [t for t in kept_chunks[first] if t is not gone]
-            kept_chunks = [*kept_chunks[:first], *([keep] if keep else []), *kept_chunks[first + 1:]]
-            tiers = tiers_for(kept_chunks)
-            if "eviction" not in reductions:
-                reductions.append("eviction")
-            if not memory_segs:
-                memory = _choose_memory(assembled, memories, evicted, policy)
-                memory_segs = [_memory_segment(memory, policy)] if memory is not None else []
+        final = _compose([*plan.head, *red.memory_segs], plan.tail, red.kept_examples,
+                         red.kept_chunks, red.tiers)
+        flat = _flatten(plan.assembled, final)
+        ids = _token_ids(flat, counter, plan)
+        if len(ids) <= plan.budget:
+            return final, flat, ids
+        if any(not t.pinned for ch in red.kept_chunks for t in ch):
+            _evict_one(red, plan, policy)
             continue
-        if kept_examples:
-            kept_examples = []
-            examples_dropped = sorted({s.extra.get("example_block", s.id) for s in examples})
-            if "examples" not in reductions:
-                reductions.append("examples")
+        if red.kept_examples:
+            red.kept_examples = []
+            red.examples_dropped = sorted({s.extra.get("example_block", s.id) for s in plan.examples})
+            if "examples" not in red.reductions:
+                red.reductions.append("examples")
             continue
-        raise BudgetError(_overflow_message(budget, len(ids)), _section_breakdown(head + tail, cost))
+        raise BudgetError(_overflow_message(plan.budget, len(ids)),
+                          _section_breakdown(plan.head + plan.tail, plan.cost))
 
-    if tiers:
-        reductions.append("stripping")
-    canonical = ["batching", "consolidation", "stripping", "examples", "eviction"]
-    estimate = (fixed_tokens + cost.units(kept_examples, inside=True) + cost.units(memory_segs)
-                + history_tokens(kept_chunks, tiers))
-    plan = _Plan(
-        reductions=[r for r in canonical if r in reductions], batched=batched,
-        consolidated=consolidated, evicted=evicted, examples_dropped=examples_dropped,
-        eviction=("chunk" if chunked else "shift" if policy.eviction == "shift" else "message")
-        if evicted else None,
-        low_water=low_water if chunked else None, low_water_clamped=clamped, memory=memory,
-    )
-    return _finish(final, flat, ids, plan, assembled, counter, counts, n_ctx, reserve, budget,
-                   estimate - cost.header_slack, previous_ids)
+
+def _evict_one(red: _Reduction, plan: _Layout, policy: BudgetPolicy) -> None:
+    """Evict the oldest unpinned kept turn (after an exact count came out over)."""
+    kept = red.kept_chunks
+    first = next(i for i, ch in enumerate(kept) if any(not t.pinned for t in ch))
+    gone = next(t for t in kept[first] if not t.pinned)
+    red.evicted.append(gone)
+    keep = [t for t in kept[first] if t is not gone]
+    red.kept_chunks = [*kept[:first], *([keep] if keep else []), *kept[first + 1:]]
+    red.tiers = red.tiers_for(red.kept_chunks, policy)
+    if "eviction" not in red.reductions:
+        red.reductions.append("eviction")
+    if not red.memory_segs:
+        _set_memory(red, plan, policy)
+
+
+# -- report ----------------------------------------------------------------------------------
 
 
 @dataclass
-class _Plan:
+class _Outcome:
     """What the reduction stages decided, for the report."""
 
     reductions: list[str] = field(default_factory=list)
@@ -410,35 +605,18 @@ class _Plan:
     memory: StoredMemory | None = None
 
 
-def _finish(final: list[Segment], flat: FlatPrompt, ids: list[int], plan: _Plan,
-            assembled: AssembledPrompt, counter: TokenCounter, counts: _Counts, n_ctx: int,
-            reserve: int, budget: int, estimate: int,
+def _finish(final: list[Segment], flat: FlatPrompt, ids: list[int], outcome: _Outcome,
+            plan: _Layout, counts: _Counts, n_ctx: int, reserve: int, estimate: int,
             previous_ids: Sequence[int] | None) -> FittedPrompt:
-    report = _report(final_segments=final, flat=flat, ids=ids, counter=counter, counts=counts,
-                     n_ctx=n_ctx, reserve=reserve, budget=budget, plan=plan, assembled=assembled,
-                     previous_ids=previous_ids, estimate=estimate)
+    report = _report(final_segments=final, flat=flat, ids=ids, counts=counts, n_ctx=n_ctx,
+                     reserve=reserve, plan=plan, outcome=outcome, previous_ids=previous_ids,
+                     estimate=estimate)
     pinned_prefix = _pinned_prefix(flat, final, counts)
     return FittedPrompt(segments=final, flat=flat, ids=ids, report=report,
-                        assembled=assembled, pinned_prefix=pinned_prefix)
+                        assembled=plan.assembled, pinned_prefix=pinned_prefix)
 
 
-def _fits_whole(assembled: AssembledPrompt, head: list[Segment], history: list[Segment],
-                tail: list[Segment], counter: TokenCounter, budget: int, estimate: int,
-                add_bos: bool | None) -> tuple[list[Segment], FlatPrompt, list[int]] | None:
-    """The prompt unreduced, when its exact count fits: a prompt that fits is never reduced.
-
-    Tokenized only when the estimate is close enough to the budget for that to matter.
-    """
-    if estimate > budget * 1.03 + 8:
-        return None
-    final = [*head, *history, *tail]
-    flat = _flatten(assembled, final)
-    ids = _token_ids(flat, counter, assembled, add_bos)
-    return (final, flat, ids) if len(ids) <= budget else None
-
-
-def _evict(chunks: list[list[_Turn]], available: int, stripping: bool,
-           tiers_for: Any, history_tokens: Any) -> int:
+def _evict(chunks: list[list[_Turn]], available: int, stripping: bool, tiers_for: Any) -> int:
     """How many whole chunks (oldest first) must go for the rest to fit in `available`.
 
     Stripping only lowers a chunk's cost, so without it the sums are enough; with it, re-tier
@@ -455,7 +633,7 @@ def _evict(chunks: list[list[_Turn]], available: int, stripping: bool,
         rest_floor -= floors[start]
         start += 1
     if stripping:
-        while start < len(chunks) and history_tokens(chunks[start:], tiers_for(chunks[start:])) > available:
+        while start < len(chunks) and _history_tokens(chunks[start:], tiers_for(chunks[start:])) > available:
             start += 1
     else:
         while start < len(chunks) and rest_full > available:
@@ -490,18 +668,20 @@ def _floor(chunks: list[list[_Turn]], start: int, turns: list[_Turn], available:
     return per_turn, len(turns) - n
 
 
-def _choose_memory(assembled: AssembledPrompt, memories: list[StoredMemory], evicted: list[_Turn],
+def _choose_memory(plan: _Layout, memories: list[StoredMemory], evicted: list[_Turn],
                    policy: BudgetPolicy) -> StoredMemory | None:
     if not memories or not evicted or not policy.memory:
         return None
-    return choose_memory(memories, _message_index(assembled, evicted))
+    return choose_memory(memories, _message_index(plan, evicted))
 
 
-def _message_index(assembled: AssembledPrompt, evicted: list[_Turn]) -> int:
-    """Index (among the chat's visible messages) of the oldest message kept: the front."""
-    gone = {mid for t in evicted for mid in t.message_ids}
-    i = 0
-    for s in assembled.segments:
+def _message_index(plan: _Layout, evicted: list[_Turn]) -> int:
+    """Index (among the chat's visible messages) of the oldest message kept: the front.
+
+    Messages before the planned history are all evicted: they are counted, not searched."""
+    gone = {mid for t in evicted if t is not plan.older for mid in t.message_ids}
+    i = plan.older_messages
+    for s in (*plan.history, *plan.tail):
         if s.kind is _MESSAGE:
             if s.message_id not in gone:
                 return i
@@ -521,13 +701,15 @@ def request_ids(fitted: FittedPrompt, segments: list[Segment], counter: TokenCou
                 ) -> tuple[list[int], list[str]]:
     """Token ids and stop strings of another request built on a fitted prompt's segments."""
     flat = _flatten(fitted.assembled, segments)
-    return _token_ids(flat, counter, fitted.assembled, None), fitted.stop
+    return _ids(flat, counter, fitted.assembled.template.bos_token, None), fitted.stop
 
 
 # --------------------------------------------------------------------------------------------
 _KIND_VALUE = {k: k.value for k in SegmentKind}  # a dict look-up, not the enum descriptor
 _SECTION_VALUE = {k: SECTION_OF.get(k, Section.STRUCTURE).value for k in SegmentKind}
 _HISTORY_KINDS = (SegmentKind.CHAT_MESSAGE, SegmentKind.AUTHOR_NOTE, SegmentKind.DEPTH_INJECTION)
+_PINNED, _KIND = attrgetter("pinned"), attrgetter("kind")
+_TAIL_KINDS = (SegmentKind.POST_HISTORY, SegmentKind.GENERATION_HEADER)
 _MESSAGE = SegmentKind.CHAT_MESSAGE  # enum attribute lookups are slow in hot loops
 _FULL, _MARKERS, _CONTENT = Tier.FULL, Tier.MARKERS, Tier.CONTENT
 
@@ -539,10 +721,8 @@ def _split(segs: list[Segment]) -> tuple[list[Segment], list[Segment], list[Segm
          or (s.block or "").startswith("inject:")),
         None,
     )
-    tail_start = next(
-        (i for i, s in enumerate(segs) if s.kind in (SegmentKind.POST_HISTORY, SegmentKind.GENERATION_HEADER)),
-        len(segs),
-    )
+    kinds = list(map(_KIND, segs))  # searched in C: a long chat has thousands of segments
+    tail_start = min((kinds.index(k) for k in _TAIL_KINDS if k in kinds), default=len(segs))
     if first_hist is None or first_hist > tail_start:
         first_hist = tail_start
     return segs[:first_hist], segs[first_hist:tail_start], segs[tail_start:]
@@ -716,10 +896,27 @@ def _example_blocks(examples: list[Segment]) -> list[list[Segment]]:
     return blocks
 
 
+def _derive(s: Segment, update: dict[str, Any]) -> Segment:
+    """`s.model_copy(update=update)` without pydantic's generic copy (a batch or a stripped band
+    at 128k copies thousands of segments per turn): the same fields, the same fields-set."""
+    new = Segment.__new__(Segment)
+    object.__setattr__(new, "__dict__", {**s.__dict__, **update})
+    object.__setattr__(new, "__pydantic_fields_set__", s.__pydantic_fields_set__ | update.keys())
+    object.__setattr__(new, "__pydantic_extra__", s.__pydantic_extra__)
+    object.__setattr__(new, "__pydantic_private__", s.__pydantic_private__)
+    return new
+
+
 def _structure(sid: str, text: str, role: str, block: str) -> Segment:
-    return Segment.model_construct(id=sid, kind=SegmentKind.STRUCTURE, role=role, name=None, text=text,
-                                   special=False, pinned=False, tier=Tier.FULL, source="", message_id=None,
-                                   block=block, depth=None, extra={})
+    new = Segment.__new__(Segment)  # as `model_construct` makes it, without its generic work
+    fields = {"id": sid, "kind": SegmentKind.STRUCTURE, "role": role, "name": None, "text": text,
+              "special": False, "pinned": False, "tier": _FULL, "source": "", "message_id": None,
+              "block": block, "depth": None, "extra": {}}
+    object.__setattr__(new, "__dict__", fields)
+    object.__setattr__(new, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(new, "__pydantic_extra__", None)
+    object.__setattr__(new, "__pydantic_private__", None)
+    return new
 
 
 def _batch(t: _Turn) -> list[Segment]:
@@ -732,7 +929,7 @@ def _batch(t: _Turn) -> list[Segment]:
             out.append(_structure(f"{block}:sep{k}", "\n", role, block))
         if s.name:
             out.append(_structure(f"{s.id}:name", f"{s.name}: ", role, block))
-        out.append(s.model_copy(update={"block": block, "role": role, "name": None,
+        out.append(_derive(s, {"block": block, "role": role, "name": None,
                                         "extra": {**s.extra, "orig_role": s.role or "", "speaker": s.name or ""}}))
     return out
 
@@ -753,7 +950,7 @@ def _compose(head: list[Segment], tail: list[Segment], kept_examples: list[Segme
             for k, s in enumerate(band):
                 if k:
                     out.append(_structure(f"{block}:sep{k}", "\n", "system", block))
-                out.append(s.model_copy(update={"block": block, "role": "system"}))
+                out.append(_derive(s, {"block": block, "role": "system"}))
         band, band_tier = [], None
 
     for chunk in kept_chunks:
@@ -766,7 +963,7 @@ def _compose(head: list[Segment], tail: list[Segment], kept_examples: list[Segme
                 for s in t.segs:
                     name = s.name if tier == Tier.MARKERS else None
                     text = f"{name}: {s.text}" if name else s.text
-                    band.append(s.model_copy(update={"text": text, "name": None, "tier": tier}))
+                    band.append(_derive(s, {"text": text, "name": None, "tier": tier}))
                 continue
             close_band()
             out.extend(_batch(t) if t.batched else t.segs)
@@ -787,47 +984,43 @@ class _Costs:
     template's cost rules (`templates.costs`), so the budget charges what the renderer writes."""
 
     def __init__(self, assembled: AssembledPrompt, counts: _Counts) -> None:
-        from .templates.costs import TurnCosts
-
         self.counts = counts
-        speaker = assembled.char if assembled.mode != "impersonate" else assembled.user
-        self.rules = TurnCosts(assembled.template, counts.count, counts.count_parts,
-                               group=assembled.group, user=assembled.user, char=speaker)
+        self.rules, self.header, self.header_slack = counts.rules(assembled)
         self.markers: dict[str, int] = self.rules.markers
-        self.header = self.rules.header
-        self.header_slack = 0  # room held beyond this speaker's header (not in the estimate)
-        if assembled.group and assembled.mode == "normal":
-            # the room left for history must not depend on who speaks next (a longer name
-            # would evict a turn the next speaker brings back, and the cache with it)
-            room = max([self.header, *(self.rules.header_for(m) for m in assembled.members)])
-            self.header, self.header_slack = room, room - self.header
         counter = counts.counter
         self.bos = 1 if getattr(counter, "add_bos", False) and getattr(counter, "bos_id", None) is not None else 0
         self.texts: list[int] = []
         self.labels: list[int] = []
         self.names: list[int] = []
+        t = self.rules.template
+        named = any("{{" in seq for seq in t.sequences())  # markers that name the speaker
+        key = (id(t), t.name, self.rules.group, self.rules.user, self.rules.char if named else None)
+        self.memo = counts.memo(key)
 
     def prepare(self, history: list[Segment]) -> None:
         """Count every history segment once: message segments are reused across turns, so their
         costs are kept per segment object (per template and chat) and a turn counts only what
         is new."""
-        t = self.rules.template
-        named = any("{{" in seq for seq in t.sequences())  # markers that name the speaker
-        key = (id(t), t.name, self.rules.group, self.rules.user, self.rules.char if named else None)
-        memo = self.counts.memo(key)
         texts: list[int] = []
         names: list[int] = []
         labels: list[int] = []
+        seg = self.seg
         for s in history:
-            hit = memo.get(id(s))
-            if hit is None or hit[0] is not s:
-                hit = (s, *self._seg_costs(s))
-                if s.kind is _MESSAGE:
-                    memo[id(s)] = hit
-            texts.append(hit[1])
-            names.append(hit[2])
-            labels.append(hit[3])
+            text, name, label = seg(s)
+            texts.append(text)
+            names.append(name)
+            labels.append(label)
         self.texts, self.names, self.labels = texts, names, labels
+
+    def seg(self, s: Segment) -> tuple[int, int, int]:
+        """(text, name, label) tokens of one history segment, from the memo when seen before."""
+        memo = self.memo
+        hit = memo.get(id(s))
+        if hit is None or hit[0] is not s:
+            hit = (s, *self._seg_costs(s))
+            if s.kind is _MESSAGE:
+                memo[id(s)] = hit
+        return hit[1], hit[2], hit[3]
 
     def _seg_costs(self, s: Segment) -> tuple[int, int, int]:
         """(text, name, label) tokens of one history segment. A message's text is priced inside
@@ -892,12 +1085,16 @@ class _Costs:
         return self.counts.count_parts(parts)
 
 
-def _token_ids(flat: FlatPrompt, counter: TokenCounter, assembled: AssembledPrompt,
-               add_bos: bool | None) -> list[int]:
+def _token_ids(flat: FlatPrompt, counter: TokenCounter, plan: _Layout) -> list[int]:
+    """The exact ids, tokenizing only pieces the cache has not seen (see `token_ids`)."""
+    return _ids(flat, counter, plan.assembled.template.bos_token, plan.cost.counts.pieces)
+
+
+def _ids(flat: FlatPrompt, counter: TokenCounter, bos_token: str | None,
+         pieces: dict[str, list[int]] | None) -> list[int]:
     from .templates.render import token_ids
 
-    return token_ids(flat.parts, counter, bos_token=assembled.template.bos_token,
-                     cache=_counts_for(counter).pieces)
+    return token_ids(flat.parts, counter, bos_token=bos_token, cache=pieces)
 
 
 def _overflow_message(budget: int, tokens: int) -> str:
@@ -931,42 +1128,23 @@ def _pinned_prefix(flat: FlatPrompt, segments: list[Segment], counts: _Counts) -
     return counts.count("".join(text), True)
 
 
-def _report(*, final_segments: list[Segment], flat: FlatPrompt, ids: list[int], counter: TokenCounter,
-            counts: _Counts, n_ctx: int, reserve: int, budget: int, plan: _Plan,
-            assembled: AssembledPrompt, previous_ids: Sequence[int] | None,
-            estimate: int) -> BudgetReport:
+def _report(*, final_segments: list[Segment], flat: FlatPrompt, ids: list[int], counts: _Counts,
+            n_ctx: int, reserve: int, plan: _Layout, outcome: _Outcome,
+            previous_ids: Sequence[int] | None, estimate: int) -> BudgetReport:
+    """The report: exact tokens per section and kind, what each reduction did, and retention."""
+    assembled, budget, counter = plan.assembled, plan.budget, counts.counter
     seg_tokens, kinds, sections, content_tokens = _tally(final_segments, flat, counts)
     total = len(ids)
     structure = max(0, total - content_tokens)
-    # Per-span counts differ slightly from one pass over the whole text (BPE merges across span
-    # boundaries): book the difference on the largest kind so the parts add up to the exact total.
-    drift = total - sum(seg_tokens.values())
-    if drift and kinds:
-        big_kind = max(kinds, key=lambda k: kinds[k])
-        kinds[big_kind] += drift
-        big_sec = SECTION_OF.get(SegmentKind(big_kind), Section.STRUCTURE).value
-        sections[big_sec] = sections.get(big_sec, 0) + drift
-    sections = {k: v for k, v in sections.items() if v}
+    sections = _book_drift(total, seg_tokens, kinds, sections)
     stripped = {s.message_id: s.tier.value for s in final_segments
                 if s.message_id and s.tier in (Tier.MARKERS, Tier.CONTENT)}
-    dropped = [mid for t in plan.evicted for mid in t.message_ids]
+    dropped = [mid for t in outcome.evicted for mid in t.message_ids]
     gone = set(dropped)
-    seg_rows = _segment_rows(assembled, final_segments, seg_tokens, gone, stripped)
-    lore_rows: list[dict[str, Any]] = []
-    for d in getattr(assembled.lore, "decisions", []) or []:
-        row = d.model_dump(mode="json") if hasattr(d, "model_dump") else dict(getattr(d, "__dict__", {}))
-        lore_rows.append(row)
-    front = next((s.message_id for s in final_segments if s.kind is _MESSAGE and s.message_id
-                  and s.message_id not in gone), None)
-    index = {s.message_id: i for i, s in enumerate(
-        s for s in assembled.segments if s.kind is _MESSAGE)}
-    front_index = index.get(front) if front is not None else (len(index) if index else None)
-    memory = None
-    covered = 0
-    if plan.memory is not None:
-        covered = sum(1 for mid in dropped if index.get(mid, 1 << 30) <= plan.memory.index)
-        memory = {"text": plan.memory.text, "message_id": plan.memory.message_id,
-                  "covers": plan.memory.index + 1}
+    seg_rows = _segment_rows(plan, final_segments, seg_tokens, gone, stripped)
+    lore_rows = [d.model_dump(mode="json") if hasattr(d, "model_dump") else dict(getattr(d, "__dict__", {}))
+                 for d in getattr(assembled.lore, "decisions", []) or []]
+    front, front_index, covered, memory = _retention(plan, outcome, final_segments, dropped, gone)
     history = sum(v for k, v in sections.items() if k in ("history", "memory"))
     # built without re-validating thousands of segment rows we just made
     return BudgetReport.model_construct(
@@ -980,12 +1158,12 @@ def _report(*, final_segments: list[Segment], flat: FlatPrompt, ids: list[int], 
         kinds=kinds,
         structure_tokens=structure,
         structure_percent=round(100.0 * structure / total, 2) if total else 0.0,
-        reductions=plan.reductions,
-        batched=plan.batched,
-        consolidated=plan.consolidated,
+        reductions=outcome.reductions,
+        batched=outcome.batched,
+        consolidated=outcome.consolidated,
         stripped=stripped,
         dropped=dropped,
-        examples_dropped=plan.examples_dropped,
+        examples_dropped=outcome.examples_dropped,
         lore=lore_rows,
         reused_prefix=common_prefix(previous_ids, ids) if previous_ids is not None else None,
         segments=seg_rows,
@@ -994,13 +1172,44 @@ def _report(*, final_segments: list[Segment], flat: FlatPrompt, ids: list[int], 
         history_share=round(history / total, 4) if total else 0.0,
         turns_evicted=len(dropped),
         turns_covered=covered,
-        eviction=plan.eviction,
-        low_water=plan.low_water,
-        low_water_clamped=plan.low_water_clamped,
+        eviction=outcome.eviction,
+        low_water=outcome.low_water,
+        low_water_clamped=outcome.low_water_clamped,
         front=front,
         front_index=front_index,
         memory=memory,
     )
+
+
+def _book_drift(total: int, seg_tokens: dict[str, int], kinds: dict[str, int],
+                sections: dict[str, int]) -> dict[str, int]:
+    """Per-span counts differ slightly from one pass over the whole text (BPE merges across span
+    boundaries): book the difference on the largest kind so the parts add up to the exact total.
+    Returns the sections that hold tokens."""
+    drift = total - sum(seg_tokens.values())
+    if drift and kinds:
+        big_kind = max(kinds, key=lambda k: kinds[k])
+        kinds[big_kind] += drift
+        big_sec = SECTION_OF.get(SegmentKind(big_kind), Section.STRUCTURE).value
+        sections[big_sec] = sections.get(big_sec, 0) + drift
+    return {k: v for k, v in sections.items() if v}
+
+
+def _retention(plan: _Layout, outcome: _Outcome, final_segments: list[Segment], dropped: list[str],
+               gone: set[str]) -> tuple[str | None, int | None, int, dict[str, Any] | None]:
+    """The front (oldest message kept) and its index, the evicted messages the memory covers,
+    and the memory shown. Evicted messages are the oldest ones, in order: the front's index is
+    how many went, and the memory covers those up to its own message."""
+    front = next((s.message_id for s in final_segments if s.kind is _MESSAGE and s.message_id
+                  and s.message_id not in gone), None)
+    front_index: int | None = _message_index(plan, outcome.evicted)
+    if front is None and not front_index:
+        front_index = None  # no messages at all
+    if outcome.memory is None:
+        return front, front_index, 0, None
+    m = outcome.memory
+    memory = {"text": m.text, "message_id": m.message_id, "covers": m.index + 1}
+    return front, front_index, min(len(dropped), m.index + 1), memory
 
 
 def _tally(final_segments: list[Segment], flat: FlatPrompt, counts: _Counts
@@ -1036,18 +1245,25 @@ def _tally(final_segments: list[Segment], flat: FlatPrompt, counts: _Counts
     return seg_tokens, kinds, sections, content_tokens
 
 
-def _segment_rows(assembled: AssembledPrompt, final_segments: list[Segment],
-                  seg_tokens: dict[str, int], dropped: set[str], stripped: dict[str, str]
-                  ) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
+def _segment_rows(plan: _Layout, final_segments: list[Segment], seg_tokens: dict[str, int],
+                  dropped: set[str], stripped: dict[str, str]) -> list[dict[str, Any]]:
+    """One row per assembled segment, in order; the turns before the planned history are all
+    evicted (or dropped, for what is not a message) and written without look-ups."""
+    segs = plan.assembled.segments
     kind_value = _KIND_VALUE
     final_ids = {s.id for s in final_segments}
-    for s in assembled.segments:
+
+    def row(s: Segment) -> dict[str, Any]:
         status = "kept"
         if s.id not in final_ids:
             status = "evicted" if s.message_id in dropped else "dropped"
         elif s.message_id in stripped:
             status = f"stripped:{stripped[s.message_id]}"
-        rows.append({"id": s.id, "kind": kind_value[s.kind], "role": s.role, "name": s.name,
-                     "tokens": seg_tokens.get(s.id, 0), "status": status})
-    return rows
+        return {"id": s.id, "kind": kind_value[s.kind], "role": s.role, "name": s.name,
+                "tokens": seg_tokens.get(s.id, 0), "status": status}
+
+    older = plan.older.segs if plan.older is not None else []
+    at, end = plan.older_at, plan.older_at + len(older)
+    gone = [{"id": s.id, "kind": kind_value[s.kind], "role": s.role, "name": s.name, "tokens": 0,
+             "status": "evicted" if s.message_id else "dropped"} for s in older]
+    return [*map(row, segs[:at]), *gone, *map(row, segs[end:])]

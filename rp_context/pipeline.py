@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .assembly import AssembledPrompt, AssemblySettings, assemble
-from .budget import FittedPrompt, fit_prompt
+from .assembly import AssembledPrompt, AssemblyCache, AssemblySettings, assemble
+from .budget import BudgetCache, FittedPrompt, fit_prompt
 from .cards import Card, GroupRoster, Persona, load_card, load_persona, load_roster
 from .chat import Chat, ChatHeader, ChatMessage, load_chat
 from .errors import PresetError
@@ -156,6 +156,15 @@ def read_chat(path: str | Path) -> tuple[Chat, list[str]]:
     return cf.chat, [f"{path}: {w}" for w in cf.warnings]
 
 
+@dataclass
+class PromptCache:
+    """What one chat's turns reuse from the turn before: its message segments and their token
+    costs. Hold one per chat (a session does) and pass it to every `build_prompt`."""
+
+    assembly: AssemblyCache = field(default_factory=AssemblyCache)
+    budget: BudgetCache = field(default_factory=BudgetCache)
+
+
 def build_prompt(
     cast: Cast,
     chat: Chat,
@@ -168,8 +177,10 @@ def build_prompt(
     mode: Mode = "normal",
     settings: AssemblySettings | None = None,
     previous_ids: Sequence[int] | None = None,
+    cache: PromptCache | None = None,
 ) -> FittedPrompt:
-    """Assemble and fit the prompt for the next reply."""
+    """Assemble and fit the prompt for the next reply; a caller that builds one turn after
+    another keeps a `PromptCache` and passes it as `cache`, so each turn redoes only what changed."""
     settings = settings or AssemblySettings()
     if settings.keyword_lore is None:  # the caller's choice stands; unset, the policy's applies
         settings = settings.model_copy(update={"keyword_lore": setup.budget.keyword_lore})
@@ -186,6 +197,7 @@ def build_prompt(
         mode=mode,
         counter=counter,
         max_context=n_ctx,
+        cache=cache.assembly if cache else None,
     )
     return fit_prompt(
         assembled,
@@ -194,4 +206,5 @@ def build_prompt(
         reserve=setup.sampler.max_tokens if reserve is None else reserve,
         policy=setup.budget,
         previous_ids=previous_ids,
+        cache=cache.budget if cache else None,
     )

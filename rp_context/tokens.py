@@ -26,6 +26,7 @@ __all__ = [
     "TiktokenCounter",
     "join_parts",
     "common_prefix",
+    "CountCache",
 ]
 
 
@@ -102,6 +103,44 @@ class TokenCounter(Protocol):
         ...
 
 
+class CountCache:
+    """Token counts (and ids of prompt pieces) by text for one counter, so text seen before
+    costs a dict look-up. Owned by the counter (`counter.counts`): counts are a property of the
+    tokenizer and its text, so everything that counts with one counter shares them. Bounded:
+    a table that outgrows `limit` starts over."""
+
+    def __init__(self, counter: TokenCounter, limit: int = 200_000) -> None:
+        self.counter = counter
+        self.limit = limit
+        self.plain: dict[str, int] = {}
+        self.special: dict[str, int] = {}
+        self.parts: dict[str, int] = {}
+        self.pieces: dict[str, list[int]] = {}
+        """Ids of prompt pieces cut at special tokens (`tokenize_parts_cached`)."""
+
+    def count(self, text: str, special: bool = False) -> int:
+        """Tokens of `text` (special-token text parsed as such when `special`)."""
+        cache = self.special if special else self.plain
+        n = cache.get(text)
+        if n is None:
+            n = self.counter.count(text, special=special)
+            if len(cache) > self.limit:
+                cache.clear()
+            cache[text] = n
+        return n
+
+    def count_parts(self, parts: list[TextPart]) -> int:
+        """Tokens of rendered parts as the prompt tokenizes them (structure special, content not)."""
+        key = "\x00".join(f"{int(p.special)}{p.text}" for p in parts)
+        n = self.parts.get(key)
+        if n is None:
+            n = len(self.counter.tokenize_parts(parts))
+            if len(self.parts) > self.limit:
+                self.parts.clear()
+            self.parts[key] = n
+        return n
+
+
 class _PartsMixin:
     """`tokenize_parts` for any counter that can tell which content would parse as special tokens."""
 
@@ -113,6 +152,11 @@ class _PartsMixin:
 
     def count(self, text: str, *, special: bool = False) -> int:
         return len(self.tokenize(text, special=special))
+
+    @cached_property
+    def counts(self) -> CountCache:
+        """This counter's own table of counts by text (see `CountCache`)."""
+        return CountCache(self)  # type: ignore[arg-type]
 
     def tokenize_parts(self, parts: Iterable[TextPart]) -> list[int]:
         # Content without any special-token text tokenizes the same either way, so it joins the
@@ -226,10 +270,23 @@ class LlamaTokenizer(_PartsMixin):
     def tokenize(self, text: str, *, special: bool = False) -> list[int]:
         if not text:
             return []
+        # a lone surrogate cannot be UTF-8: tokenized as U+FFFD, as the chat file stores it
+        data = clean_surrogates(text).encode("utf-8")
         with self._lock:
-            # a lone surrogate cannot be UTF-8: tokenized as U+FFFD, as the chat file stores it
-            data = clean_surrogates(text).encode("utf-8")
+            return self._tokenize(data, special)
+
+    def _tokenize(self, data: bytes, special: bool) -> list[int]:
+        """llama.cpp's `llama_tokenize` into a buffer sized for the text (a token covers at least
+        one byte). `Llama.tokenize` sizes it by the training context, which a vocab-only load
+        reports as 0, so every call tokenized twice: once to learn the length."""
+        import llama_cpp
+
+        room = len(data) + 1
+        buf = (llama_cpp.llama_token * room)()
+        n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, room, False, special)
+        if n < 0:  # cannot happen for add_bos=False; llama-cpp-python's own path handles it
             return list(self._llm.tokenize(data, add_bos=False, special=special))
+        return buf[:n]
 
     def detokenize(self, ids: Sequence[int], *, special: bool = True) -> str:
         """Text of `ids`; `special=True` renders control tokens as their text."""
