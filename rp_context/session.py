@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from . import chatcontext
 from .assemble import AssemblySettings
-from .backends.base import Backend, PromptInput
+from .backends.base import Backend, PromptInput, TurnMetrics
 from .backends.stops import StopScanner
 from .budget import FittedPrompt
 from .chat import Chat, ChatMessage, Opening, save_chat
@@ -72,8 +72,8 @@ class Turn:
     raw: str = ""
     """Everything the model wrote, markers and all."""
     _splitter: ReasoningSplitter | None = None
-    _text_stops: Any = None
-    _sampler: Any = None
+    _text_stops: StopScanner | None = None
+    _sampler: SamplerSettings | None = None
     _stop: list[str] = field(default_factory=list)
     _earlier_tokens: int = 0
     _started: float = field(default_factory=time.monotonic)
@@ -143,7 +143,7 @@ class Turn:
         self._stream.cancel()
 
     @property
-    def metrics(self) -> Any:
+    def metrics(self) -> TurnMetrics | None:
         """The backend's TurnMetrics (prompt, reused and evaluated tokens, speed), once ended."""
         try:
             metrics = self._stream.result.metrics
@@ -257,7 +257,7 @@ class ChatSession:
         self.warnings: list[str] = []
         """What loading the files reported (repairs, unreadable chat lines)."""
         self.last_fitted: FittedPrompt | None = None
-        self.last_metrics: Any = None
+        self.last_metrics: TurnMetrics | None = None
         self.auto_memory = True
         """Write the memory of evicted turns after a reply when it is due (the budget preset's
         `memory` setting can turn it off for good)."""
@@ -271,7 +271,7 @@ class ChatSession:
         """Tokens of saved KV state restored when the chat was opened (0: none)."""
         self.restore_s = 0.0
         """Seconds that restore took."""
-        self.on_progress: Any = None
+        self.on_progress: Callable[[int, int], None] | None = None
         """`(processed, total)` callback while the backend reads a prompt (the app's progress)."""
         self._lock = threading.Lock()
 
