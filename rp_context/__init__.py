@@ -2,7 +2,8 @@
 
 Three ways in, from the most to the least done for you:
 
-1. `ChatSession.open(cards=..., chat_path=...)`: a chat with a backend; send, reply, swipe, save.
+1. `ChatSession.open(cards=..., chat_path=..., options=SessionOptions(...))`: a chat with a backend;
+   send, reply, swipe, save.
 2. `load_cast` + `load_setup` + `build_prompt`: files in, a fitted prompt (text, token ids, report).
 3. `assemble` + `fit_prompt`: the same from objects you built yourself.
 
@@ -59,7 +60,7 @@ from .policy import BudgetPolicy
 from .presets import BundlePreset, ContextPreset, SysPromptPreset, load_preset
 from .sampling import SamplerSettings
 from .segments import Section, Segment, SegmentKind, Tier
-from .session import ChatSession, Turn
+from .session import ChatSession, SessionOptions, Turn
 from .templates import InstructTemplate, Message, RenderedPrompt
 from .tokens import LlamaTokenizer, TiktokenCounter, TokenCounter
 from .worldinfo import WorldInfoResult, WorldInfoSettings
@@ -103,6 +104,7 @@ __all__ = [
     "__version__",
     # 1. a chat with a backend
     "ChatSession",
+    "SessionOptions",
     "Turn",
     # 2. files in, a fitted prompt out
     "load_cast",

@@ -21,16 +21,17 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, model_validator
 
 from ._types import Role
 from .atomic import write_bytes_atomic
 from .cards._base import LosslessModel, Warn, as_bool, as_number, as_text, as_text_list, warner
-from .errors import ChatFileError
+from .errors import ChatFileError, RPContextError
 from .files import read_limited
 from .safeload import clean_surrogates, loads_json
 
@@ -40,6 +41,7 @@ __all__ = [
     "ChatHeader",
     "ChatMessage",
     "MessageRole",
+    "Opening",
     "UnreadableLine",
     "chat_from_text",
     "chat_to_text",
@@ -55,6 +57,9 @@ MAX_CHAT_LINE_BYTES = 4 * 1024 * 1024
 """A chat line (one message with its swipes) longer than this is refused: kept in the file as an
 unreadable line, never parsed, so one huge paste cannot stall every render of the chat."""
 ID_KEY = "rp_context_id"
+MUTED_KEY = "rp_context_muted"
+"""Chat-metadata key holding the group members muted in this chat."""
+_REASONING_KEYS = ("reasoning", "reasoning_duration", "reasoning_type")
 _MONTHS = [
     "January", "February", "March", "April", "May", "June", "July", "August", "September",
     "October", "November", "December",
@@ -182,21 +187,53 @@ class ChatMessage(LosslessModel):
 
     def set_reasoning(self, reasoning: str, *, duration_s: float | None = None,
                       kind: str = "parsed") -> None:
-        """Store (or, with "", remove) the reasoning of the selected reply."""
-        for key in ("reasoning", "reasoning_duration", "reasoning_type"):
+        """Store (or, with "", remove) the reasoning of the selected reply; it is kept in that
+        swipe's `swipe_info` too, so it follows its swipe."""
+        for key in _REASONING_KEYS:
             self.extra.pop(key, None)
         if reasoning:
             self.extra["reasoning"] = reasoning
             self.extra["reasoning_duration"] = (
                 round(duration_s * 1000) if duration_s is not None else None)
             self.extra["reasoning_type"] = kind
+        self._keep_swipe_reasoning()
+
+    def edit_reasoning(self, reasoning: str) -> None:
+        """Replace (or with "" remove) the reasoning by hand: `edited`, as SillyTavern marks it
+        (`manual` when there was none)."""
+        kind = "edited" if self.reasoning else "manual"
+        self.set_reasoning(reasoning.strip(), duration_s=self.reasoning_duration, kind=kind)
+
+    def set_text(self, text: str) -> None:
+        """Replace the text shown, and the selected swipe with it."""
+        self.text = text
+        if self.swipes:
+            self.swipes[self.swipe_id or 0] = text
+
+    def extend(self, text: str, reasoning: str = "", *, duration_s: float | None = None) -> None:
+        """Go on with this reply (a continue): `text` after its text, `reasoning` after an
+        unfinished reasoning block, the seconds spent added to its duration."""
+        self.set_text(self.text + text)
+        if reasoning:
+            before = self.reasoning_duration or 0.0
+            self.set_reasoning((self.reasoning + reasoning).strip(),
+                               duration_s=before + (duration_s or 0.0))
 
     def select_swipe(self, index: int) -> None:
-        """Show swipe `index` (clamped to the swipes there are)."""
+        """Show swipe `index` (clamped to the swipes there are) with its own reasoning."""
         if not self.swipes:
             self.swipes = [self.text]
         self.swipe_id = max(0, min(index, len(self.swipes) - 1))
         self.text = self.swipes[self.swipe_id]
+        self._restore_swipe_reasoning()
+
+    def step_swipe(self, step: int) -> bool:
+        """Show the previous (-1) or next (+1) stored swipe; False when there is none that way."""
+        index = (self.swipe_id or 0) + step
+        if not 0 <= index < len(self.swipes or [self.text]):
+            return False
+        self.select_swipe(index)
+        return True
 
     def add_swipe(self, text: str, *, select: bool = True) -> int:
         """Add an alternative reply; returns its index."""
@@ -207,6 +244,35 @@ class ChatMessage(LosslessModel):
         if select:
             self.select_swipe(len(self.swipes) - 1)
         return len(self.swipes) - 1
+
+    def _keep_swipe_reasoning(self) -> None:
+        """SillyTavern keeps each swipe's `extra` in `swipe_info`: the selected swipe's reasoning
+        is written there too (only once a swipe of this message has any)."""
+        info = getattr(self, "swipe_info", None)
+        if not self.reasoning and not isinstance(info, list):
+            return
+        entries = list(info) if isinstance(info, list) else []
+        while len(entries) < len(self.swipes or [self.text]):
+            entries.append({"send_date": self.send_date, "extra": {}})
+        idx = self.swipe_id or 0
+        entry = dict(entries[idx]) if isinstance(entries[idx], dict) else {}
+        extra = {k: v for k, v in dict(entry.get("extra") or {}).items() if k not in _REASONING_KEYS}
+        extra.update({k: self.extra[k] for k in _REASONING_KEYS if k in self.extra})
+        entry["extra"] = extra
+        entries[idx] = entry
+        self.swipe_info = entries
+
+    def _restore_swipe_reasoning(self) -> None:
+        """The selected swipe's reasoning from `swipe_info` (none if it had none)."""
+        info = getattr(self, "swipe_info", None)
+        idx = self.swipe_id or 0
+        if not isinstance(info, list) or idx >= len(info) or not isinstance(info[idx], dict):
+            return
+        extra = info[idx].get("extra") or {}
+        for key in _REASONING_KEYS:
+            self.extra.pop(key, None)
+            if isinstance(extra, dict) and key in extra:
+                self.extra[key] = extra[key]
 
 
 class ChatHeader(LosslessModel):
@@ -314,6 +380,45 @@ class Chat(BaseModel):
 
     def find(self, message_id: str) -> ChatMessage | None:
         return next((m for m in self.messages if m.id == message_id), None)
+
+    def message(self, message_id: str) -> ChatMessage:
+        """The message with this id; RPContextError when the chat has none."""
+        found = self.find(message_id)
+        if found is None:
+            raise RPContextError(f"no message with id {message_id!r} in this chat")
+        return found
+
+    def delete(self, message_id: str) -> None:
+        """Remove a message (RPContextError when the chat has none with this id)."""
+        self.messages.remove(self.message(message_id))
+
+    def start(self, openings: Sequence[Opening]) -> None:
+        """Start over: one greeting per opening speaker, the speaker's other greetings kept as
+        its swipes (SillyTavern's alternate greetings)."""
+        self.messages = []
+        for opening in openings:
+            if opening.greetings:
+                message = self.append(opening.name, "assistant", "", swipes=list(opening.greetings))
+                message.select_swipe(opening.selected)
+
+    @property
+    def muted(self) -> list[str] | None:
+        """The group members muted in this chat, as its metadata keeps them (None: not kept)."""
+        saved = self.header.chat_metadata.get(MUTED_KEY) if self.header else None
+        return [str(x) for x in saved] if isinstance(saved, list) else None
+
+    def keep_muted(self, names: Sequence[str]) -> None:
+        """Keep the muted members in the chat's metadata (a group chat without a header has none)."""
+        if self.header is not None:
+            self.header.chat_metadata[MUTED_KEY] = list(names)
+
+
+class Opening(NamedTuple):
+    """Who opens a new chat: the speaker, their greetings, and which one is shown."""
+
+    name: str
+    greetings: Sequence[str]
+    selected: int = 0
 
 
 # ----------------------------------------------------------------------- SillyTavern mapping

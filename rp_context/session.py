@@ -7,24 +7,25 @@ message, a swipe, an edit, a delete) is written to the chat file atomically as i
 
 from __future__ import annotations
 
-import datetime as _dt
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from . import chatcontext
 from .assembly import AssemblySettings
-from .backends.base import PromptInput
+from .backends.base import Backend, PromptInput, TurnMetrics
 from .backends.stops import StopScanner
 from .budget import FittedPrompt
-from .chat import Chat, ChatMessage, save_chat, st_timestamp
+from .chat import Chat, ChatMessage, Opening, save_chat
 from .chatcontext import user_name
 from .errors import RPContextError
 from .flatten import Mode
-from .pipeline import Cast, Setup, build_prompt
+from .pipeline import Cast, PromptCache, Setup, build_prompt
 from .reasoning import (
     THINKING_KEY,
     Delta,
@@ -36,12 +37,12 @@ from .reasoning import (
     split_stops,
     thinking_for,
 )
+from .sampling import SamplerSettings
+from .tokens import TokenCounter
 
-__all__ = ["ChatSession", "Turn"]
+__all__ = ["ChatSession", "SessionOptions", "Turn"]
 
 TurnKind = Literal["reply", "swipe", "continue", "impersonate"]
-MUTED_KEY = "rp_context_muted"
-"""Chat-metadata key holding the group members muted in this chat."""
 
 
 @dataclass
@@ -71,8 +72,8 @@ class Turn:
     raw: str = ""
     """Everything the model wrote, markers and all."""
     _splitter: ReasoningSplitter | None = None
-    _text_stops: Any = None
-    _sampler: Any = None
+    _text_stops: StopScanner | None = None
+    _sampler: SamplerSettings | None = None
     _stop: list[str] = field(default_factory=list)
     _earlier_tokens: int = 0
     _started: float = field(default_factory=time.monotonic)
@@ -142,7 +143,7 @@ class Turn:
         self._stream.cancel()
 
     @property
-    def metrics(self) -> Any:
+    def metrics(self) -> TurnMetrics | None:
         """The backend's TurnMetrics (prompt, reused and evaluated tokens, speed), once ended."""
         try:
             metrics = self._stream.result.metrics
@@ -154,39 +155,77 @@ class Turn:
         return metrics
 
 
-_REASONING_KEYS = ("reasoning", "reasoning_duration", "reasoning_type")
+class SessionOptions(BaseModel):
+    """How a chat runs: the presets it is fitted and sampled with, the model and its window,
+    where it runs, and the KV state kept across restarts. One frozen value that the command line
+    (`generate`'s flags), the app (its settings) and library callers build alike; what is talked
+    about (cards, roster, persona, chat file) is not an option but what `ChatSession.open` loads.
+    """
 
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
-def _keep_swipe_reasoning(msg: ChatMessage) -> None:
-    """SillyTavern keeps each swipe's `extra` in `swipe_info`: the selected swipe's reasoning is
-    written there too, so it follows its swipe (only once a swipe of this message has any)."""
-    info = getattr(msg, "swipe_info", None)
-    if not msg.reasoning and not isinstance(info, list):
-        return
-    entries = list(info) if isinstance(info, list) else []
-    n = len(msg.swipes or [msg.text])
-    while len(entries) < n:
-        entries.append({"send_date": msg.send_date, "extra": {}})
-    idx = msg.swipe_id or 0
-    entry = dict(entries[idx]) if isinstance(entries[idx], dict) else {}
-    extra = {k: v for k, v in dict(entry.get("extra") or {}).items() if k not in _REASONING_KEYS}
-    extra.update({k: msg.extra[k] for k in _REASONING_KEYS if k in msg.extra})
-    entry["extra"] = extra
-    entries[idx] = entry
-    msg.swipe_info = entries
+    preset: str | Path | None = None
+    """Bundle name, instruct family, preset file, FILE.jinja or `gguf:MODEL` (`gguf:` alone: the
+    model's own template); None: the default bundle."""
+    budget: str | Path | None = None
+    """Budget policy preset name or file; None: the bundle's."""
+    sampler: str | Path | None = None
+    """Sampler preset name or file (YAML or SillyTavern JSON); None: the bundle's."""
+    max_tokens: int | None = Field(None, ge=1)
+    """Longest reply in tokens; None: the sampler preset's."""
+    model: Path | None = None
+    """GGUF model file; None: $RP_CONTEXT_MODEL or the bundled SmolLM2-135M."""
+    n_ctx: int = Field(4096, ge=1)
+    """Context window in tokens."""
+    reserve: int | None = Field(None, ge=0)
+    """Tokens kept for the reply; None: the sampler's `max_tokens`."""
+    n_gpu_layers: int = Field(0, ge=-1)
+    """Layers offloaded to the GPU (-1: all) when the model runs in process."""
+    server: str | None = None
+    """OpenAI-compatible server URL to run on instead of the in-process model."""
+    kv_state: bool = True
+    """Restore the chat's saved KV cache on open and save it after each reply."""
+    kv_state_limit_mb: int = Field(4096, ge=0)
+    """Size limit of the folder of saved KV states (oldest go first)."""
 
+    LOADED: ClassVar[tuple[str, ...]] = ("preset", "budget", "model", "n_ctx", "n_gpu_layers",
+                                         "server")
+    """What is fixed once the session is open: changing one needs a new session."""
 
-def _restore_swipe_reasoning(msg: ChatMessage) -> None:
-    """The reasoning of the swipe just selected, from `swipe_info` (none if it had none)."""
-    info = getattr(msg, "swipe_info", None)
-    idx = msg.swipe_id or 0
-    if not isinstance(info, list) or idx >= len(info) or not isinstance(info[idx], dict):
-        return
-    extra = info[idx].get("extra") or {}
-    for key in _REASONING_KEYS:
-        msg.extra.pop(key, None)
-        if isinstance(extra, dict) and key in extra:
-            msg.extra[key] = extra[key]
+    def replace(self, **changes: Any) -> SessionOptions:
+        """A copy with `changes` (checked as the constructor checks them)."""
+        if not changes:
+            return self
+        return type(self).model_validate({**self.model_dump(), **changes})
+
+    @classmethod
+    def of(cls, options: SessionOptions | None = None, **changes: Any) -> SessionOptions:
+        """`options` (or the defaults) with keyword changes; a name that is no option is a
+        TypeError, as for any function."""
+        unknown = sorted(set(changes) - set(cls.model_fields))
+        if unknown:
+            raise TypeError(f"unexpected keyword argument {unknown[0]!r} (not a SessionOptions field)")
+        return (options or cls()).replace(**changes)
+
+    def reloads(self, other: SessionOptions) -> list[str]:
+        """The options that differ from `other` and need a new session to take effect."""
+        return [name for name in self.LOADED if getattr(self, name) != getattr(other, name)]
+
+    def setup_spec(self) -> str | Path | None:
+        """The preset to load (`gguf:` alone names the model in use)."""
+        if str(self.preset or "") == "gguf:" and self.model:
+            return f"gguf:{self.model}"
+        return self.preset
+
+    def sampler_over(self, base: SamplerSettings) -> SamplerSettings:
+        """The sampler these options ask for: `base` (the bundle's) unless a sampler preset is
+        named, with the reply length set; PresetError for an unknown or broken preset."""
+        from .presets.library import load_sampler
+
+        sampler = load_sampler(self.sampler) if self.sampler else base
+        if self.max_tokens:
+            sampler = sampler.model_copy(update={"max_tokens": self.max_tokens})
+        return sampler
 
 
 class ChatSession:
@@ -198,11 +237,10 @@ class ChatSession:
         setup: Setup,
         chat: Chat,
         *,
-        counter: Any,
-        backend: Any = None,
+        counter: TokenCounter,
+        backend: Backend | None = None,
         chat_path: str | Path | None = None,
-        n_ctx: int = 4096,
-        reserve: int | None = None,
+        options: SessionOptions | None = None,
         settings: AssemblySettings | None = None,
     ) -> None:
         self.cast = cast
@@ -211,29 +249,61 @@ class ChatSession:
         self.counter = counter
         self.backend = backend
         self.chat_path = Path(chat_path) if chat_path is not None else None
-        self.n_ctx = n_ctx
-        self.reserve = reserve
+        self.options = options or SessionOptions()
+        """How this session runs; `apply` changes what can change while it is open."""
+        self._preset_sampler = setup.sampler
+        setup.sampler = self.options.sampler_over(setup.sampler)
         self.settings = settings or AssemblySettings()
         self.warnings: list[str] = []
         """What loading the files reported (repairs, unreadable chat lines)."""
         self.last_fitted: FittedPrompt | None = None
-        self.last_metrics: Any = None
+        self.last_metrics: TurnMetrics | None = None
         self.auto_memory = True
         """Write the memory of evicted turns after a reply when it is due (the budget preset's
         `memory` setting can turn it off for good)."""
         self.memory_error: str | None = None
         """Why the last summary could not be written, if it failed (the chat is unchanged)."""
-        self.kv_state = True
-        """Save the backend's KV cache beside the chat after each reply (restored on open)."""
-        self.kv_state_limit_mb = 4096
-        """Size limit of the folder of saved KV states (oldest go first)."""
+        self.fit_count = 0
+        """Prompts fitted so far (a `send(check=True)` and the reply after it share one)."""
+        self._checked: tuple[tuple[Any, ...], FittedPrompt] | None = None
+        self.prompt_cache = PromptCache()
+        """What this chat's prompts reuse from turn to turn (segments, their token costs)."""
+        self._revision = 0
         self.restored_tokens = 0
         """Tokens of saved KV state restored when the chat was opened (0: none)."""
         self.restore_s = 0.0
         """Seconds that restore took."""
-        self.on_progress: Any = None
+        self.on_progress: Callable[[int, int], None] | None = None
         """`(processed, total)` callback while the backend reads a prompt (the app's progress)."""
         self._lock = threading.Lock()
+
+    # -- options ---------------------------------------------------------------------------
+    @property
+    def n_ctx(self) -> int:
+        return self.options.n_ctx
+
+    @property
+    def reserve(self) -> int | None:
+        return self.options.reserve
+
+    @property
+    def kv_state(self) -> bool:
+        return self.options.kv_state
+
+    @property
+    def kv_state_limit_mb(self) -> int:
+        return self.options.kv_state_limit_mb
+
+    def apply(self, options: SessionOptions) -> None:
+        """Take new options while the chat is open (sampler, reply length, reserve, KV state);
+        RPContextError, with nothing changed, when one needs a new session (model, window...)."""
+        if options == self.options:
+            return
+        reloads = options.reloads(self.options)
+        if reloads:
+            raise RPContextError(f"changing {', '.join(reloads)} needs the chat opened again")
+        self.setup.sampler = options.sampler_over(self._preset_sampler)
+        self.options = options
 
     # -- who is who ------------------------------------------------------------------------
     @property
@@ -270,9 +340,26 @@ class ChatSession:
         if upto is not None:
             chat = Chat(header=chat.header, messages=chat.messages[:upto], unreadable=[])
         previous = self.last_fitted.ids if self.last_fitted is not None else None
+        self.fit_count += 1
         return build_prompt(self.cast, chat, self.setup, self.counter, n_ctx=self.n_ctx,
                             reserve=self.reserve, speaker=speaker, mode=mode, settings=self.settings,
-                            previous_ids=previous)
+                            previous_ids=previous, cache=self.prompt_cache)
+
+    def _prompt_key(self, speaker: str | None, mode: Mode, upto: int | None) -> tuple[Any, ...]:
+        """What a fitted prompt depends on: the chat (its revision: every change through the
+        session bumps it), who speaks and how, the cast, the presets, the settings, the options."""
+        s = self.setup
+        return (self._revision, len(self.chat.messages), speaker, mode, upto, tuple(self.cast.cards),
+                self.cast.roster, self.cast.persona, s.instruct, s.context, s.sysprompt, s.sampler,
+                s.budget, self.settings, self.options)
+
+    def _fit_for_reply(self, speaker: str | None, mode: Mode, upto: int | None) -> FittedPrompt:
+        """The reply's prompt: the one `send(check=True)` fitted when nothing changed since,
+        else a new fit."""
+        checked, self._checked = self._checked, None
+        if checked is not None and checked[0] == self._prompt_key(speaker, mode, upto):
+            return checked[1]
+        return self.prompt(speaker=speaker, mode=mode, upto=upto)
 
     # -- memory of evicted turns ----------------------------------------------------------------
     @property
@@ -296,7 +383,7 @@ class ChatSession:
 
         mems = stored_memories([m for m in self.chat.messages if not m.hidden])
         if mems:
-            self._find(mems[-1].message_id).extra["memory"] = text
+            self.chat.message(mems[-1].message_id).extra["memory"] = text
         elif self.chat.messages:
             store_memory(self.chat, text, covers=self.chat.messages[-1].id, front=None)
         self.save()
@@ -315,7 +402,6 @@ class ChatSession:
         """Write the summary of what the prompt holds (SillyTavern's classic mode: the prompt
         plus the summary instruction) when due, store it on the newest message, save; returns
         the new text, or None when nothing was written."""
-        from .errors import RPContextError
         from .memory import store_memory, summarize
 
         fitted = fitted or self.last_fitted
@@ -336,64 +422,49 @@ class ChatSession:
 
     # -- chat changes (each saved at once) --------------------------------------------------
     def save(self) -> None:
-        """Write the chat file atomically (no-op without a path)."""
+        """Write the chat file atomically (no-op without a path). Every change to the chat goes
+        through here, so it also marks the chat changed: a prompt fitted before is stale."""
+        self._revision += 1
         if self.chat_path is not None:
             save_chat(self.chat, self.chat_path)
 
-    def _new_id(self) -> str:
-        used = {m.id for m in self.chat.messages}
-        n = len(self.chat.messages)
-        while str(n) in used:
-            n += 1
-        return str(n)
-
     def send(self, text: str, *, check: bool = False, speaker: str | None = None) -> ChatMessage:
-        """Add the user's message and save. With `check`, the next reply's prompt is fitted first:
-        a refusal (the card does not fit the window, a broken template...) raises with the chat
-        unchanged and nothing written, so a retry never duplicates the message."""
-        msg = ChatMessage(id=self._new_id(), name=self.user, role="user", text=text,
-                          send_date=st_timestamp())
-        self.chat.messages.append(msg)
+        """Add the user's message and save. With `check`, the next reply's prompt is fitted first
+        (and reused by that reply when nothing changes in between): a refusal (the card does not
+        fit the window, a broken template...) raises with the chat unchanged and nothing written,
+        so a retry never duplicates the message."""
+        msg = self.chat.append(self.user, "user", text)
         if check:
             try:
                 who = speaker or next(iter(self.next_speakers()), None)
-                self.last_fitted = self.prompt(speaker=who)
+                fitted = self.prompt(speaker=who)
             except BaseException:
                 self.chat.messages.remove(msg)
                 raise
         self.save()
+        if check:
+            self.last_fitted = fitted
+            self._checked = (self._prompt_key(who, "normal", None), fitted)
         return msg
 
     def edit(self, message_id: str, text: str) -> None:
-        msg = self._find(message_id)
-        msg.text = text
-        if msg.swipes:
-            msg.swipes[msg.swipe_id or 0] = text
+        """Replace a message's text (its selected swipe with it)."""
+        self.chat.message(message_id).set_text(text)
         self.save()
 
     def edit_reasoning(self, message_id: str, reasoning: str) -> None:
         """Replace (or with "" remove) a reply's reasoning; marked `edited` as SillyTavern does."""
-        msg = self._find(message_id)
-        kind = "edited" if msg.reasoning else "manual"
-        msg.set_reasoning(reasoning.strip(), duration_s=msg.reasoning_duration, kind=kind)
-        _keep_swipe_reasoning(msg)
+        self.chat.message(message_id).edit_reasoning(reasoning)
         self.save()
 
     def delete(self, message_id: str) -> None:
-        msg = self._find(message_id)
-        self.chat.messages.remove(msg)
+        self.chat.delete(message_id)
         self.save()
 
     def swipe(self, message_id: str, step: int) -> bool:
         """Show the previous/next stored swipe of a message; False when there is none that way."""
-        msg = self._find(message_id)
-        swipes = msg.swipes or [msg.text]
-        idx = (msg.swipe_id or 0) + step
-        if not 0 <= idx < len(swipes):
+        if not self.chat.message(message_id).step_swipe(step):
             return False
-        msg.swipe_id = idx
-        msg.text = swipes[idx]
-        _restore_swipe_reasoning(msg)
         self.save()
         return True
 
@@ -409,16 +480,8 @@ class ChatSession:
         `chat_path` when given (a new file, so the old chat stays as it was)."""
         from .pipeline import new_chat
 
-        user = self.user
-        self.chat = new_chat(self.cast, user=user, greeting=greeting)
-        greetings = self.greetings
-        if self.chat.messages and len(greetings) > 1:
-            first = self.chat.messages[0]
-            first.swipes = list(greetings)
-            first.swipe_id = max(0, min(greeting, len(greetings) - 1))
-            first.text = greetings[first.swipe_id]
-        if self.is_group and self.cast.roster is not None:
-            self._group_opening()
+        self.chat = new_chat(self.cast, user=self.user, greeting=greeting)
+        self.chat.start(self._openings(greeting))
         if chat_path is not None:
             self.chat_path = Path(chat_path)
         self.last_fitted = None
@@ -427,19 +490,15 @@ class ChatSession:
         self.save()
         return self.chat
 
-    def _group_opening(self) -> None:
-        """A group chat opens with a greeting from every member (group-only greetings included,
-        seeded by the new chat's id), each member's other greetings kept as swipes."""
+    def _openings(self, greeting: int) -> list[Opening]:
+        """Who greets in a new chat: the card (with greeting `greeting`), or in a group every
+        member (group-only greetings included, picked by a seed from the new chat's id)."""
+        if not (self.is_group and self.cast.roster is not None):
+            return [Opening(self.members[0], self.greetings, greeting)]
         from .group import group_greetings
 
-        assert self.cast.roster is not None
-        now = st_timestamp()
-        self.chat.messages = [
-            ChatMessage(id=str(i), name=g.member, role="assistant", text=g.text, send_date=now,
-                        swipes=list(g.options), swipe_id=g.index)
-            for i, g in enumerate(group_greetings(self.cast.roster, self.cast.cards,
-                                                  seed=self.chat_id))
-        ]
+        return [Opening(g.member, list(g.options), g.index)
+                for g in group_greetings(self.cast.roster, self.cast.cards, seed=self.chat_id)]
 
     @property
     def muted(self) -> list[str]:
@@ -461,17 +520,18 @@ class ChatSession:
         if muted:
             now.append(member.name)
         self.cast.roster.muted = now
-        if self.chat.header is not None:
-            self.chat.header.chat_metadata[MUTED_KEY] = list(now)
+        self.chat.keep_muted(now)
         self.save()
 
     def _apply_muted(self) -> None:
         """Take the mutes saved in the chat file (if any) over the roster's."""
-        saved = self.chat.header.chat_metadata.get(MUTED_KEY) if self.chat.header else None
-        if self.cast.roster is not None and isinstance(saved, list):
-            self.cast.roster.muted = [str(x) for x in saved]
-        elif self.cast.roster is not None and self.chat.header is not None and self.cast.roster.muted:
-            self.chat.header.chat_metadata[MUTED_KEY] = self.muted
+        if self.cast.roster is None:
+            return
+        saved = self.chat.muted
+        if saved is not None:
+            self.cast.roster.muted = saved
+        elif self.cast.roster.muted:
+            self.chat.keep_muted(self.muted)
 
     def display_text(self, message: ChatMessage) -> str:
         """A message's text as the model gets it: macros expanded in the prompt's context, with the
@@ -479,12 +539,6 @@ class ChatSession:
         cast = self.cast
         who = chatcontext.identify(self.chat, cast.cards, roster=cast.roster, persona=cast.persona)
         return chatcontext.message_text(message, who)
-
-    def _find(self, message_id: str) -> ChatMessage:
-        for m in self.chat.messages:
-            if m.id == message_id:
-                return m
-        raise RPContextError(f"no message with id {message_id!r} in this chat")
 
     # -- generation ------------------------------------------------------------------------
     def reply(self, speaker: str | None = None, *, kind: TurnKind = "reply") -> Turn:
@@ -504,7 +558,7 @@ class ChatSession:
                 upto = len(self.chat.messages) - 1
         if speaker is None:
             speaker = self.next_speakers()[0] if kind != "impersonate" else None
-        fitted = self.prompt(speaker=speaker, mode=mode, upto=upto)
+        fitted = self._fit_for_reply(speaker, mode, upto)
         self.last_fitted = fitted
         stop = list(fitted.stop)
         sampler = self.setup.sampler
@@ -575,7 +629,7 @@ class ChatSession:
             generated = []
         text = turn.fitted.text + turn.raw + closing
         prompt: Any = text
-        if turn.fitted.ids and generated and getattr(self.counter, "exact", False):
+        if turn.fitted.ids and generated and self.counter.exact:
             ids = [*turn.fitted.ids, *generated, *self.counter.tokenize(closing, special=True)]
             prompt = PromptInput(ids=tuple(ids), text=text)
         turn.raw += closing
@@ -597,28 +651,16 @@ class ChatSession:
         reasoning = turn.reasoning.strip()
         if turn.kind == "impersonate" or not (text.strip() or reasoning):
             return
-        now = st_timestamp(_dt.datetime.now())
-        if turn.kind == "reply":
-            msg = ChatMessage(id=self._new_id(), name=turn.speaker, role="assistant", text=text,
-                              send_date=now, swipes=[text], swipe_id=0)
-            msg.set_reasoning(reasoning, duration_s=turn.reasoning_duration)
-            self.chat.messages.append(msg)
-        elif turn.kind == "swipe":
+        if turn.kind == "continue":  # the text goes on, and an unfinished reasoning block
             msg = self.chat.messages[-1]
-            swipes = list(msg.swipes or [msg.text])
-            swipes.append(text)
-            msg.swipes, msg.swipe_id, msg.text = swipes, len(swipes) - 1, text
+            msg.extend(turn.text, turn.reasoning, duration_s=turn.reasoning_duration)
+        else:
+            if turn.kind == "reply":
+                msg = self.chat.append(turn.speaker, "assistant", text)
+            else:  # swipe
+                msg = self.chat.messages[-1]
+                msg.add_swipe(text)
             msg.set_reasoning(reasoning, duration_s=turn.reasoning_duration)
-        else:  # continue
-            msg = self.chat.messages[-1]
-            msg.text = msg.text + turn.text
-            if msg.swipes:
-                msg.swipes[msg.swipe_id or 0] = msg.text
-            if turn.reasoning:  # an unfinished block went on
-                before = msg.reasoning_duration or 0.0
-                msg.set_reasoning((msg.reasoning + turn.reasoning).strip(),
-                                  duration_s=before + (turn.reasoning_duration or 0.0))
-        _keep_swipe_reasoning(msg)
         turn.message = msg
         self.save()
         self.save_state()
@@ -676,69 +718,66 @@ class ChatSession:
         roster: str | Path | None = None,
         persona: str | Path | None = None,
         chat_path: str | Path | None = None,
-        preset: str | Path | None = None,
-        budget: str | Path | None = None,
-        model: str | Path | None = None,
-        n_ctx: int = 4096,
-        reserve: int | None = None,
-        n_gpu_layers: int = 0,
-        server: str | None = None,
         greeting: int = 0,
-        backend: Any = None,
-        counter: Any = None,
-        kv_state: bool = True,
-        kv_state_limit_mb: int | None = None,
+        options: SessionOptions | None = None,
+        backend: Backend | None = None,
+        counter: TokenCounter | None = None,
+        **changes: Any,
     ) -> ChatSession:
-        """Load everything from files (checking every input before loading a model) and open a
-        chat: the chat file if it exists, else a new chat from the first card's greeting.
-        With `kv_state` the chat's saved KV cache is restored and saved after each reply."""
-        from .models import resolve_model
-        from .pipeline import load_cast, load_setup, new_chat, read_chat
+        """Load the cast, the presets and the chat (the file if it exists, else a new chat from
+        the first card's greeting number `greeting`), checking every input before a model loads,
+        and run it as `options` say. Each option may also be given by keyword (`n_ctx=8192`),
+        over `options`. Without `backend`/`counter` the options' model (or server) provides them."""
+        from .pipeline import load_cast, load_setup, read_chat
 
-        if str(preset or "") == "gguf:" and model:  # the own template of the model in use
-            preset = f"gguf:{model}"
-        setup = load_setup(preset, budget=budget)
+        options = SessionOptions.of(options, **changes)
+        setup = load_setup(options.setup_spec(), budget=options.budget)
+        options.sampler_over(setup.sampler)  # a bad sampler preset fails before a model loads
         cast = load_cast(list(cards), roster=roster, persona=persona)
         if not cast.cards:
             raise RPContextError("a chat needs at least one character card")
         path = Path(chat_path) if chat_path is not None else None
-        warnings: list[str] = []
         fresh = path is None or not path.exists()
-        if not fresh:
-            chat, warnings = read_chat(path)  # type: ignore[arg-type]
-        else:
-            user = user_name(cast.persona)
-            chat = new_chat(cast, user=user, greeting=greeting)
-        model_path = resolve_model(model) if counter is None or (backend is None and server is None) else None
-        if counter is None:
-            from .tokens import LlamaTokenizer
-
-            counter = LlamaTokenizer(model_path)  # type: ignore[arg-type]
-        if backend is None:
-            if server:
-                from .backends.remote import RemoteBackend
-
-                backend = RemoteBackend(server)
-                if not backend.speaks_ids_of(counter):
-                    warnings.append(f"{server}: its tokenizer is not {counter.name}'s; the prompt "
-                                    "goes as text (counts are estimates, special-token text in "
-                                    "messages may be read as markers)")
-            else:
-                from .backends.llama import LlamaBackend
-
-                backend = LlamaBackend(model_path, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers)
+        chat, warnings = (Chat(), []) if fresh else read_chat(path)  # type: ignore[arg-type]
+        counter, backend = _engine(options, counter, backend, warnings)
         session = cls(cast, setup, chat, counter=counter, backend=backend, chat_path=path,
-                      n_ctx=n_ctx, reserve=reserve)
+                      options=options)
         session.warnings = [*cast.warnings, *warnings]
-        session.kv_state = kv_state
-        if kv_state_limit_mb is not None:
-            session.kv_state_limit_mb = kv_state_limit_mb
         if fresh:
             session.new_chat(greeting)  # alternate greetings become the first message's swipes
         else:
             session._apply_muted()
         session.restore_state()
         return session
+
+
+def _engine(options: SessionOptions, counter: TokenCounter | None, backend: Backend | None,
+            warnings: list[str]) -> tuple[TokenCounter, Backend]:
+    """The token counter and backend the options name, for whichever of the two is not given:
+    the model's tokenizer, and the model in process or the server (a warning when the server's
+    tokenizer is another one)."""
+    from .models import resolve_model
+
+    model = (resolve_model(options.model)
+             if counter is None or (backend is None and options.server is None) else None)
+    if counter is None:
+        from .tokens import LlamaTokenizer
+
+        counter = LlamaTokenizer(model)  # type: ignore[arg-type]
+    if backend is not None:
+        return counter, backend
+    if options.server:
+        from .backends.remote import RemoteBackend
+
+        remote = RemoteBackend(options.server)
+        if not remote.speaks_ids_of(counter):
+            warnings.append(f"{options.server}: its tokenizer is not {counter.name}'s; the prompt "
+                            "goes as text (counts are estimates, special-token text in messages "
+                            "may be read as markers)")
+        return counter, remote
+    from .backends.llama import LlamaBackend
+
+    return counter, LlamaBackend(model, n_ctx=options.n_ctx, n_gpu_layers=options.n_gpu_layers)
 
 
 def _accepts(fn: Any, name: str) -> bool:

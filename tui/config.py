@@ -20,6 +20,7 @@ from rp_context import chatfolder
 from rp_context.atomic import write_text_atomic
 from rp_context.errors import InputFileError
 from rp_context.paths import user_data_dir
+from rp_context.session import SessionOptions
 
 __all__ = [
     "AppState",
@@ -69,6 +70,12 @@ class Settings(BaseModel):
     """The key that starts a new line in the message box (ctrl+j always does; Enter sends)."""
     keys: dict[str, str] = Field(default_factory=dict)
     """Remapped keys: action name (e.g. `regenerate`, `help`) to key(s), e.g. `ctrl+e`."""
+
+    def session_options(self) -> SessionOptions:
+        """These settings as the options a chat runs with (the same value the command line and
+        library callers pass to `ChatSession.open`)."""
+        return SessionOptions(model=self.model, n_ctx=self.context, n_gpu_layers=self.n_gpu_layers,
+                              preset=self.preset, sampler=self.sampler, max_tokens=self.reply_length)
 
 
 class AppState(BaseModel):

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from rp_context.backends.base import Backend
 from rp_context.cards import load_card, load_roster
 from rp_context.chatfolder import author_note_of
 from rp_context.paths import default_card_path
-from rp_context.presets.library import load_preset
-from rp_context.sampling import SamplerSettings
-from rp_context.session import ChatSession
+from rp_context.session import ChatSession, SessionOptions
+from rp_context.tokens import TokenCounter
 
 from .config import Settings, latest_chat, new_chat_path
 
@@ -39,6 +39,13 @@ class ChatSpec:
     reserve: int | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
+    def options(self, settings: Settings) -> SessionOptions:
+        """The settings' session options with what this spec sets over them."""
+        own = {"preset": self.preset, "budget": self.budget, "server": self.server,
+               "reserve": self.reserve}
+        return settings.session_options().replace(
+            **{k: v for k, v in own.items() if v is not None and v != ""})
+
     def with_cards(self) -> ChatSpec:
         """The spec with the sample card filled in when it names nobody."""
         if self.cards or self.roster:
@@ -54,10 +61,10 @@ def cast_name(spec: ChatSpec) -> str:
     return ", ".join(names)
 
 
-def open_session(spec: ChatSpec, settings: Settings, *, backend: Any = None, counter: Any = None,
-                 fresh: bool = False) -> ChatSession:
-    """Open the chat `spec` names with `settings` (model, context, GPU layers); `fresh` starts a
-    new chat file even when an older one exists. Raises RPContextError on any bad input."""
+def open_session(spec: ChatSpec, settings: Settings, *, backend: Backend | None = None,
+                 counter: TokenCounter | None = None, fresh: bool = False) -> ChatSession:
+    """Open the chat `spec` names with `settings` (model, context, GPU layers, presets); `fresh`
+    starts a new chat file even when an older one exists. Raises RPContextError on bad input."""
     spec = spec.with_cards()
     chat = spec.chat
     if chat is None:
@@ -68,13 +75,7 @@ def open_session(spec: ChatSpec, settings: Settings, *, backend: Any = None, cou
         roster=spec.roster,
         persona=spec.persona or settings.persona,
         chat_path=chat,
-        preset=spec.preset or settings.preset,
-        budget=spec.budget,
-        model=settings.model,
-        n_ctx=settings.context,
-        reserve=spec.reserve,
-        n_gpu_layers=settings.n_gpu_layers,
-        server=spec.server,
+        options=spec.options(settings),
         backend=backend,
         counter=counter,
     )
@@ -83,13 +84,9 @@ def open_session(spec: ChatSpec, settings: Settings, *, backend: Any = None, cou
 
 
 def apply_settings(session: ChatSession, settings: Settings) -> None:
-    """Put the settings the session does not take when opening onto it: the sampler preset, the
-    reply length, and the chat's own author's note. Raises PresetError for an unknown sampler."""
-    sampler = session.setup.sampler
-    if settings.sampler:
-        preset = load_preset(settings.sampler, "sampler")
-        sampler = SamplerSettings(**preset.model_dump(exclude={"name", "description"}))
-    if settings.reply_length:
-        sampler = sampler.model_copy(update={"max_tokens": settings.reply_length})
-    session.setup.sampler = sampler
+    """Put the settings that can change while a chat is open onto it (the sampler preset and the
+    reply length), and take the chat's own author's note. Raises PresetError for an unknown
+    sampler."""
+    live = settings.session_options()
+    session.apply(session.options.replace(sampler=live.sampler, max_tokens=live.max_tokens))
     session.settings = session.settings.model_copy(update={"author_note": author_note_of(session.chat)})

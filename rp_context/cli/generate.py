@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..session import ChatSession
 
 
 def register(sub: Any) -> None:
@@ -77,26 +80,12 @@ def register(sub: Any) -> None:
 
 def _generate(args: argparse.Namespace) -> int:
     from ..paths import default_card_path
-    from ..presets import load_sampler
     from ..session import ChatSession
+    from ._options import session_options
 
-    sampler = load_sampler(args.sampler) if args.sampler else None
     cards = args.card or ([] if args.roster else [str(default_card_path())])
-    session = ChatSession.open(
-        cards=cards,
-        roster=args.roster,
-        persona=args.persona,
-        chat_path=args.chat,
-        preset=args.preset,
-        budget=args.budget,
-        model=args.model,
-        server=args.server,
-        n_ctx=args.context,
-        reserve=args.reserve,
-        n_gpu_layers=args.n_gpu_layers,
-        kv_state=args.kv_state,
-        kv_state_limit_mb=args.kv_state_limit,
-    )
+    session = ChatSession.open(cards=cards, roster=args.roster, persona=args.persona,
+                               chat_path=args.chat, options=session_options(args))
     for w in session.warnings:
         print(f"warning: {w}", file=sys.stderr)
     shown_warnings = len(session.warnings)
@@ -104,15 +93,7 @@ def _generate(args: argparse.Namespace) -> int:
         session.on_progress = _ProgressLine(sys.stderr)
     if args.user and session.cast.persona is None and session.chat.header is not None:
         session.chat.header.user_name = args.user
-    if sampler is not None:
-        session.setup.sampler = sampler
-    if args.ban:
-        bans = [*session.setup.sampler.banned_strings, *args.ban]
-        session.setup.sampler = session.setup.sampler.model_copy(update={"banned_strings": bans})
-    overrides = {"max_tokens": args.max_tokens, "temperature": args.temperature, "seed": args.seed}
-    session.setup.sampler = session.setup.sampler.model_copy(
-        update={k: v for k, v in overrides.items() if v is not None}
-    )
+    _tune_sampler(args, session)
     if args.message:  # fitted before it is saved: a refusal writes nothing
         session.send(args.message, check=True, speaker=args.speaker)
     try:
@@ -123,7 +104,18 @@ def _generate(args: argparse.Namespace) -> int:
         raise
 
 
-def _stream(args: argparse.Namespace, session: Any, shown_warnings: int = 0) -> int:
+def _tune_sampler(args: argparse.Namespace, session: ChatSession) -> None:
+    """This run's own sampler changes (not options of the chat): banned phrases added to the
+    preset's, temperature and seed."""
+    sampler = session.setup.sampler
+    if args.ban:
+        sampler = sampler.model_copy(update={"banned_strings": [*sampler.banned_strings, *args.ban]})
+    overrides = {"temperature": args.temperature, "seed": args.seed}
+    session.setup.sampler = sampler.model_copy(
+        update={k: v for k, v in overrides.items() if v is not None})
+
+
+def _stream(args: argparse.Namespace, session: ChatSession, shown_warnings: int = 0) -> int:
     import warnings
 
     with warnings.catch_warnings():
@@ -157,7 +149,7 @@ class _ProgressLine:
         self.err.flush()
 
 
-def _stream_turn(args: argparse.Namespace, session: Any) -> int:
+def _stream_turn(args: argparse.Namespace, session: ChatSession) -> int:
     if args.think is not None:
         session.set_thinking(args.think)
     turn = session.reply(args.speaker)

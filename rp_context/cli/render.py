@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..tokens import TokenCounter
 
 
 def register(sub: Any) -> None:
@@ -26,7 +29,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_render)
 
 
-def make_counter(model: str | None, estimate: bool) -> Any:
+def make_counter(model: str | None, estimate: bool) -> TokenCounter:
     """The exact tokenizer of the model, or the tiktoken estimate."""
     from ..models import resolve_model
     from ..tokens import LlamaTokenizer, TiktokenCounter
@@ -39,16 +42,17 @@ def make_counter(model: str | None, estimate: bool) -> Any:
 def _render(args: argparse.Namespace) -> int:
     from ..errors import InputFileError
     from ..pipeline import build_prompt, load_cast, load_setup, read_chat
+    from ._options import session_options
 
     if not args.card and not args.roster:
         raise InputFileError(None, "render needs --card FILE (or --roster FILE)")
-    preset = f"gguf:{args.model}" if args.preset == "gguf:" and args.model else args.preset
-    setup = load_setup(preset, budget=args.budget)
+    options = session_options(args)
+    setup = load_setup(options.setup_spec(), budget=options.budget)
     cast = load_cast(args.card, roster=args.roster, persona=args.persona)
     chat, chat_warnings = read_chat(args.chat)
     counter = make_counter(args.model, args.estimate)
     fitted = build_prompt(
-        cast, chat, setup, counter, n_ctx=args.context, reserve=args.reserve,
+        cast, chat, setup, counter, n_ctx=options.n_ctx, reserve=options.reserve,
         speaker=args.speaker, mode=args.mode,
     )
     for w in [*cast.warnings, *chat_warnings, *fitted.assembled.warnings]:

@@ -143,3 +143,46 @@ def test_swipe_needs_a_reply(repo_dir, tmp_path) -> None:
     s.send("Hi.")
     with pytest.raises(RPContextError, match="nothing to swipe"):
         s.reply(kind="swipe")
+
+
+@pytest.fixture
+def fits(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """The speaker of every prompt the session fits: the real build_prompt, counted."""
+    import rp_context.session as session_module
+
+    real = session_module.build_prompt
+    calls: list[str | None] = []
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("speaker"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(session_module, "build_prompt", counted)
+    return calls
+
+
+def test_a_checked_send_and_its_reply_fit_the_prompt_once(repo_dir, tmp_path, fits) -> None:
+    s = open_session(repo_dir, tmp_path, [["Aye."]])
+    s.send("Is the lamp lit?", check=True)
+    checked = s.last_fitted
+    turn = s.reply()
+    "".join(turn)
+    assert len(fits) == 1 and s.fit_count == 1
+    assert turn.fitted is checked  # the reply ran the prompt the check fitted
+    assert s.backend.prompts[0].text == checked.text and "Is the lamp lit?" in checked.text
+
+
+def test_a_change_after_the_check_fits_the_reply_again(repo_dir, tmp_path, fits) -> None:
+    s = open_session(repo_dir, tmp_path, [["Aye."], ["Nay."]])
+    msg = s.send("Is the lamp lit?", check=True)
+    s.edit(msg.id, "Is the lamp out?")
+    turn = s.reply()
+    "".join(turn)
+    assert len(fits) == 2
+    assert "Is the lamp out?" in s.backend.prompts[0].text
+    assert "Is the lamp lit?" not in s.backend.prompts[0].text
+    # a change to what the prompt depends on (here the reserve) is seen too
+    s.send("Hello?", check=True)
+    s.setup.sampler = s.setup.sampler.model_copy(update={"max_tokens": 77})  # the reserve changes
+    "".join(s.reply())
+    assert len(fits) == 4 and s.last_fitted.report.reserve == 77

@@ -25,7 +25,6 @@ def fixed_home(monkeypatch: pytest.MonkeyPatch) -> Path:
     # A group's speaker pick is seeded by the chat's creation time: freeze the clock.
     frozen = "June 19, 2023 2:20pm"
     monkeypatch.setattr("rp_context.chat.st_timestamp", lambda when=None: frozen)
-    monkeypatch.setattr("rp_context.session.st_timestamp", lambda when=None: frozen)
     return home
 
 
