@@ -11,20 +11,26 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .assembly import AuthorNote
+from .cards import load_card, load_roster
 from .chat import Chat, ChatHeader, st_timestamp
 from .errors import ChatFileError
+from .paths import user_data_dir
 
 __all__ = [
     "ChatInfo",
     "PARENT_KEY",
     "author_note_of",
     "branch_chat",
+    "cast_chat_name",
+    "cast_chat_path",
     "chat_folder",
+    "chats_root",
     "chat_info",
     "delete_chat",
     "folder_name",
@@ -48,6 +54,28 @@ def folder_name(name: str) -> str:
     # a file name holds 255 bytes: a 300-character card name is cut (room left for the date)
     cleaned = cleaned.encode("utf-8")[:120].decode("utf-8", "ignore").strip(" .")
     return cleaned or "chat"
+
+
+def chats_root() -> Path:
+    """Where the app (and `generate --chat latest`) keeps chats: `$RP_CONTEXT_HOME/chats`."""
+    return user_data_dir() / "chats"
+
+
+def cast_chat_name(cards: Sequence[str | Path], roster: str | Path | None = None) -> str:
+    """The name a cast's chats are filed under: the roster's name, else the cards' names
+    (a card without a name by its file name). Raises the loader's error for a bad file."""
+    if roster:
+        return load_roster(roster).roster.name
+    return ", ".join(load_card(c).card.data.name or Path(c).stem for c in cards)
+
+
+def cast_chat_path(cards: Sequence[str | Path], roster: str | Path | None = None, *,
+                   latest: bool = True, root: Path | None = None) -> Path:
+    """The cast's chat file in its folder under `root` (default `chats_root()`): its latest chat
+    when `latest` and there is one, else a new file name."""
+    name = cast_chat_name(cards, roster)
+    folder = chat_folder(root or chats_root(), name)
+    return (latest_chat(folder) if latest else None) or new_chat_path(folder, name)
 
 
 def chat_folder(root: Path, cast_name: str) -> Path:

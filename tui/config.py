@@ -164,7 +164,7 @@ def presets_dir() -> Path:
 
 
 def chats_dir() -> Path:
-    return user_data_dir() / "chats"
+    return chatfolder.chats_root()
 
 
 def logs_dir() -> Path:

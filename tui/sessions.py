@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from rp_context.backends.base import Backend
-from rp_context.cards import load_card, load_roster
-from rp_context.chatfolder import author_note_of
+from rp_context.chatfolder import author_note_of, cast_chat_name, cast_chat_path
 from rp_context.paths import default_card_path
 from rp_context.session import ChatSession, SessionOptions
 from rp_context.tokens import TokenCounter
 
-from .config import Settings, latest_chat, new_chat_path
+from .config import Settings, chats_dir
 
 __all__ = ["ChatSpec", "apply_settings", "cast_name", "open_session"]
 
@@ -54,11 +53,8 @@ class ChatSpec:
 
 
 def cast_name(spec: ChatSpec) -> str:
-    """The name chats of this cast are filed under: the roster's name, else the cards' names."""
-    if spec.roster:
-        return load_roster(spec.roster).roster.name
-    names = [load_card(c).card.data.name or Path(c).stem for c in spec.cards]
-    return ", ".join(names)
+    """The name chats of this cast are filed under (the library's rule)."""
+    return cast_chat_name(spec.cards, spec.roster)
 
 
 def open_session(spec: ChatSpec, settings: Settings, *, backend: Backend | None = None,
@@ -68,8 +64,7 @@ def open_session(spec: ChatSpec, settings: Settings, *, backend: Backend | None 
     spec = spec.with_cards()
     chat = spec.chat
     if chat is None:
-        name = cast_name(spec)
-        chat = (None if fresh else latest_chat(name)) or new_chat_path(name)
+        chat = cast_chat_path(spec.cards, spec.roster, latest=not fresh, root=chats_dir())
     session = ChatSession.open(
         cards=list(spec.cards),
         roster=spec.roster,

@@ -6,10 +6,13 @@ import argparse
 
 from pydantic import ValidationError
 
-from ..errors import RPContextError
+from ..errors import InputFileError, RPContextError
 from ..session import SessionOptions
 
-__all__ = ["session_options"]
+__all__ = ["LATEST", "chat_arg", "session_options"]
+
+LATEST = "latest"
+"""`--chat latest`: the cast's most recent chat in the app's chat folder."""
 
 _FLAGS = {
     "preset": "preset",
@@ -38,3 +41,16 @@ def session_options(args: argparse.Namespace) -> SessionOptions:
         error = exc.errors(include_url=False)[0]
         flag = "--" + _FLAGS[str(error["loc"][0])].replace("_", "-")
         raise RPContextError(f"{flag}: {error['msg']}") from exc
+
+
+def chat_arg(value: str | None, cards: list[str], roster: str | None, *, must_exist: bool) -> str | None:
+    """A `--chat` argument as a file: `latest` is the cast's most recent chat in the app's chat
+    folder (the one the app would resume; a new file there when `must_exist` is false)."""
+    if value != LATEST:
+        return value
+    from ..chatfolder import cast_chat_path, chats_root
+
+    path = cast_chat_path(cards, roster)
+    if must_exist and not path.exists():
+        raise InputFileError(chats_root(), "--chat latest: no chat of this cast here yet")
+    return str(path)

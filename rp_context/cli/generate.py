@@ -21,7 +21,8 @@ def register(sub: Any) -> None:
     gen.add_argument("--card", action="append", default=[], help="character card (repeat for a group; default: the sample card)")
     gen.add_argument("--roster", help="group roster file")
     gen.add_argument("--persona", help="persona file")
-    gen.add_argument("--chat", help="chat file (SillyTavern JSONL) to continue and append to")
+    gen.add_argument("--chat", help="chat file (SillyTavern JSONL) to continue and append to; "
+                     "'latest': the cast's latest chat in the app's chat folder (a new one there if none)")
     gen.add_argument("--message", "-m", help="what you say (omit to let the character go on)")
     gen.add_argument("--speaker", help="who replies (default: the roster's pick or the card)")
     gen.add_argument("--preset", help="bundle name, family name, preset file, FILE.jinja or gguf:MODEL (gguf: alone: --model's own template; default: default)")
@@ -81,11 +82,12 @@ def register(sub: Any) -> None:
 def _generate(args: argparse.Namespace) -> int:
     from ..paths import default_card_path
     from ..session import ChatSession
-    from ._options import session_options
+    from ._options import chat_arg, session_options
 
     cards = args.card or ([] if args.roster else [str(default_card_path())])
+    chat = chat_arg(args.chat, cards, args.roster, must_exist=False)
     session = ChatSession.open(cards=cards, roster=args.roster, persona=args.persona,
-                               chat_path=args.chat, options=session_options(args))
+                               chat_path=chat, options=session_options(args))
     for w in session.warnings:
         print(f"warning: {w}", file=sys.stderr)
     shown_warnings = len(session.warnings)

@@ -15,7 +15,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("render", help="print the fitted prompt for the next reply")
     p.add_argument("--card", action="append", default=[], help="character card (repeat for a group)")
     p.add_argument("--roster", help="group roster file (its members' cards are loaded)")
-    p.add_argument("--chat", required=True, help="chat file (SillyTavern JSONL)")
+    p.add_argument("--chat", required=True, help="chat file (SillyTavern JSONL); 'latest': the cast's latest chat in the app's chat folder")
     p.add_argument("--preset", default=None, help="bundle name, family name, preset file, FILE.jinja or gguf:MODEL (gguf: alone: --model's own template)")
     p.add_argument("--budget", default=None, help="budget policy preset (default: the bundle's)")
     p.add_argument("--persona", help="persona file")
@@ -42,14 +42,14 @@ def make_counter(model: str | None, estimate: bool) -> TokenCounter:
 def _render(args: argparse.Namespace) -> int:
     from ..errors import InputFileError
     from ..pipeline import build_prompt, load_cast, load_setup, read_chat
-    from ._options import session_options
+    from ._options import chat_arg, session_options
 
     if not args.card and not args.roster:
         raise InputFileError(None, "render needs --card FILE (or --roster FILE)")
     options = session_options(args)
     setup = load_setup(options.setup_spec(), budget=options.budget)
     cast = load_cast(args.card, roster=args.roster, persona=args.persona)
-    chat, chat_warnings = read_chat(args.chat)
+    chat, chat_warnings = read_chat(chat_arg(args.chat, args.card, args.roster, must_exist=True))
     counter = make_counter(args.model, args.estimate)
     fitted = build_prompt(
         cast, chat, setup, counter, n_ctx=options.n_ctx, reserve=options.reserve,

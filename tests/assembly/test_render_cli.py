@@ -68,3 +68,30 @@ def test_pinned_overflow_is_a_clear_error(repo_dir: Path, tmp_path: Path) -> Non
               "--context", "256", "--reserve", "64", "--estimate")
     assert proc.returncode == 2
     assert "only 192 fit" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_chat_latest_is_the_chat_the_app_resumes(repo_dir: Path, tmp_path: Path) -> None:
+    """`--chat latest` reads the cast's newest chat in the app's chat folder (one rule with the
+    app), and says so in one line with exit 2 when the cast has none."""
+    import os
+    import time
+
+    from rp_context.chatfolder import cast_chat_path
+
+    env = {**os.environ, "RP_CONTEXT_HOME": str(tmp_path)}
+    args = ["render", "--card", "cards/wren-halloway.json", "--chat", "latest", "--estimate", "--json"]
+    none = subprocess.run([sys.executable, "-m", "rp_context", *args], capture_output=True,
+                          text=True, timeout=300, cwd=repo_dir, env=env)
+    assert none.returncode == 2 and none.stderr.count("\n") == 1 and "latest" in none.stderr
+    card = repo_dir / "cards/wren-halloway.json"
+    older = cast_chat_path([card], latest=False, root=tmp_path / "chats")
+    older.parent.mkdir(parents=True)
+    save_chat(synthetic_chat(4, characters=("Wren Halloway",), seed=1), older)
+    newer = older.with_name("Wren Halloway - newer.jsonl")
+    save_chat(synthetic_chat(8, characters=("Wren Halloway",), seed=2), newer)
+    os.utime(older, (time.time() - 60, time.time() - 60))
+    proc = subprocess.run([sys.executable, "-m", "rp_context", *args], capture_output=True,
+                          text=True, timeout=300, cwd=repo_dir, env=env)
+    assert proc.returncode == 0, proc.stderr
+    ids = {r["id"] for r in json.loads(proc.stdout)["segments"]}
+    assert "msg:7" in ids  # the 8-message chat, not the older 4-message one
