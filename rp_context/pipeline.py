@@ -13,9 +13,11 @@ from typing import Any
 from .assembly import AssembledPrompt, AssemblyCache, AssemblySettings, assemble
 from .budget import BudgetCache, FittedPrompt, fit_prompt
 from .cards import Card, GroupRoster, Persona, load_card, load_persona, load_roster
-from .chat import Chat, ChatHeader, ChatMessage, load_chat
+from .chat import Chat, ChatHeader, Opening, load_chat
+from .chatcontext import chat_id
 from .errors import PresetError
 from .flatten import Mode
+from .group import group_greetings
 from .policy import BudgetPolicy
 from .presets.library import load_preset, read_preset
 from .presets.models import BundlePreset, ContextPreset, SysPromptPreset
@@ -100,6 +102,20 @@ class Cast:
     def names(self) -> list[str]:
         return [c.data.name for c in self.cards]
 
+    @property
+    def greetings(self) -> list[str]:
+        """The first card's greeting and its alternate greetings, in card order (empty ones left out)."""
+        data = self.cards[0].data
+        return [g for g in (data.first_mes, *data.alternate_greetings) if g]
+
+    def openings(self, greeting: int, *, seed: str) -> list[Opening]:
+        """Who greets a new chat: the first card with greeting `greeting`, or in a group every
+        member (group-only greetings included, each picked by `seed`, the new chat's id)."""
+        if self.roster is None or len(self.cards) < 2:
+            return [Opening(self.cards[0].data.name, self.greetings, greeting)]
+        return [Opening(g.member, list(g.options), g.index)
+                for g in group_greetings(self.roster, self.cards, seed=seed)]
+
 
 def load_cast(
     cards: Sequence[str | Path],
@@ -139,15 +155,14 @@ def load_cast(
 
 
 def new_chat(cast: Cast, *, user: str = "User", greeting: int = 0) -> Chat:
-    """A chat that opens with the first card's greeting (`greeting` picks an alternate one)."""
-    card = cast.cards[0].data
-    greetings = [card.first_mes, *card.alternate_greetings]
-    text = greetings[greeting] if 0 <= greeting < len(greetings) else card.first_mes
+    """A new chat: the first card's greeting `greeting` with its other greetings as swipes, or in
+    a group each member's greeting (picked by a seed from the new chat's id)."""
     from .chat import st_timestamp
 
-    header = ChatHeader(user_name=user, character_name=card.name, create_date=st_timestamp())
-    messages = [ChatMessage(id="0", name=card.name, role="assistant", text=text)] if text else []
-    return Chat(header=header, messages=messages)
+    header = ChatHeader(user_name=user, character_name=cast.cards[0].data.name, create_date=st_timestamp())
+    chat = Chat(header=header, messages=[])
+    chat.start(cast.openings(greeting, seed=chat_id(chat)))
+    return chat
 
 
 def read_chat(path: str | Path) -> tuple[Chat, list[str]]:

@@ -21,7 +21,7 @@ from .assembly import AssemblySettings
 from .backends.base import Backend, PromptInput, TurnMetrics
 from .backends.stops import StopScanner
 from .budget import FittedPrompt
-from .chat import Chat, ChatMessage, Opening, save_chat
+from .chat import Chat, ChatMessage, save_chat
 from .chatcontext import user_name
 from .errors import RPContextError
 from .flatten import Mode
@@ -472,8 +472,7 @@ class ChatSession:
     @property
     def greetings(self) -> list[str]:
         """The first card's greeting and its alternate greetings, in card order."""
-        data = self.cast.cards[0].data
-        return [g for g in (data.first_mes, *data.alternate_greetings) if g]
+        return self.cast.greetings
 
     def new_chat(self, greeting: int = 0, *, chat_path: str | Path | None = None) -> Chat:
         """Start over from greeting `greeting` (the others become its swipes) and save it, to
@@ -481,7 +480,6 @@ class ChatSession:
         from .pipeline import new_chat
 
         self.chat = new_chat(self.cast, user=self.user, greeting=greeting)
-        self.chat.start(self._openings(greeting))
         if chat_path is not None:
             self.chat_path = Path(chat_path)
         self.last_fitted = None
@@ -489,16 +487,6 @@ class ChatSession:
         self._apply_muted()
         self.save()
         return self.chat
-
-    def _openings(self, greeting: int) -> list[Opening]:
-        """Who greets in a new chat: the card (with greeting `greeting`), or in a group every
-        member (group-only greetings included, picked by a seed from the new chat's id)."""
-        if not (self.is_group and self.cast.roster is not None):
-            return [Opening(self.members[0], self.greetings, greeting)]
-        from .group import group_greetings
-
-        return [Opening(g.member, list(g.options), g.index)
-                for g in group_greetings(self.cast.roster, self.cast.cards, seed=self.chat_id)]
 
     @property
     def muted(self) -> list[str]:
