@@ -17,12 +17,12 @@ message and stops well past what fits, so a turn costs what the window holds, no
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from .assembly import AssembledPrompt
 from .errors import BudgetError
@@ -95,6 +95,59 @@ class BudgetReport(BaseModel):
     """Its index among the chat's visible messages (0: nothing evicted; None: no messages)."""
     memory: dict[str, Any] | None = None
     """The memory shown: {text, message_id (where it is stored), covers (messages)}; None: none."""
+
+    _rows: Callable[[], list[dict[str, Any]]] | None = PrivateAttr(default=None)
+    """Builds `segments` on first read (a long chat has a row per segment, most never read)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "segments" and self._rows is not None:
+            return self._ready().__dict__["segments"]
+        return super().__getattr__(name)  # type: ignore[misc]
+
+    def _ready(self) -> BudgetReport:
+        """Fill in `segments` if it is still to be built (before anything reads the fields)."""
+        rows = self.__pydantic_private__.get("_rows") if self.__pydantic_private__ else None
+        if rows is not None:  # in field order, as the dumps write it
+            fields, built = dict(self.__dict__), rows()
+            self.__dict__.clear()
+            self.__dict__.update({k: built if k == "segments" else fields[k]
+                                  for k in type(self).model_fields if k == "segments" or k in fields})
+            self._rows = None
+        return self
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
+        return super(BudgetReport, self._ready()).model_dump(**kwargs)
+
+    def model_dump_json(self, **kwargs: Any) -> str:
+        return super(BudgetReport, self._ready()).model_dump_json(**kwargs)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, BudgetReport):
+            other._ready()
+        return super(BudgetReport, self._ready()).__eq__(other)
+
+    def __iter__(self) -> Any:
+        return super(BudgetReport, self._ready()).__iter__()
+
+    def __repr_args__(self) -> Any:
+        return super(BudgetReport, self._ready()).__repr_args__()
+
+    def __copy__(self) -> BudgetReport:
+        return super(BudgetReport, self._ready()).__copy__()
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> BudgetReport:
+        return super(BudgetReport, self._ready()).__deepcopy__(memo)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        return super(BudgetReport, self._ready()).__getstate__()
+
+    @classmethod
+    def _lazy(cls, rows: Callable[[], list[dict[str, Any]]], **fields: Any) -> BudgetReport:
+        """A report whose `segments` rows `rows()` builds when first read."""
+        report = cls.model_construct(segments=[], **fields)
+        del report.__dict__["segments"]
+        report._rows = rows
+        return report
 
 
 @dataclass
@@ -1141,13 +1194,16 @@ def _report(*, final_segments: list[Segment], flat: FlatPrompt, ids: list[int], 
                 if s.message_id and s.tier in (Tier.MARKERS, Tier.CONTENT)}
     dropped = [mid for t in outcome.evicted for mid in t.message_ids]
     gone = set(dropped)
-    seg_rows = _segment_rows(plan, final_segments, seg_tokens, gone, stripped)
+    def seg_rows() -> list[dict[str, Any]]:
+        return _segment_rows(plan, final_segments, seg_tokens, gone, stripped)
+
     lore_rows = [d.model_dump(mode="json") if hasattr(d, "model_dump") else dict(getattr(d, "__dict__", {}))
                  for d in getattr(assembled.lore, "decisions", []) or []]
     front, front_index, covered, memory = _retention(plan, outcome, final_segments, dropped, gone)
     history = sum(v for k, v in sections.items() if k in ("history", "memory"))
-    # built without re-validating thousands of segment rows we just made
-    return BudgetReport.model_construct(
+    # built without validation; the segment rows only when read
+    return BudgetReport._lazy(
+        seg_rows,
         n_ctx=n_ctx,
         reserve=reserve,
         budget=budget,
@@ -1166,7 +1222,6 @@ def _report(*, final_segments: list[Segment], flat: FlatPrompt, ids: list[int], 
         examples_dropped=outcome.examples_dropped,
         lore=lore_rows,
         reused_prefix=common_prefix(previous_ids, ids) if previous_ids is not None else None,
-        segments=seg_rows,
         estimated_tokens=estimate,
         window_fill=round(total / budget, 4) if budget else 0.0,
         history_share=round(history / total, 4) if total else 0.0,

@@ -8,8 +8,11 @@ as one turn. Every output part carries the id of the segment it came from.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
+from itertools import accumulate
 
 from ._types import Mode
 from .segments import Segment, SegmentKind, Tier
@@ -68,9 +71,15 @@ class _Unit:
     segments: list[Segment]
     examples: bool = False
 
-    @property
+    @cached_property
     def text(self) -> str:
+        """The unit's text (read once its segments are all in: `_units` builds it first)."""
         return "".join(s.text for s in self.segments)
+
+    @cached_property
+    def ends(self) -> list[int]:
+        """Where each segment's text ends in `text`."""
+        return list(accumulate(len(s.text) for s in self.segments))
 
     @property
     def head(self) -> Segment:
@@ -255,13 +264,17 @@ def _split_content(part: TextPart, unit: _Unit, j: int) -> list[Span]:
         return [Span(TextPart(part.text, False, j), segs[0].id)]
     end = start + len(part.text)
     spans: list[Span] = []
-    pos = 0
-    for seg in segs:
-        s0, s1 = pos, pos + len(seg.text)
-        pos = s1
-        a, b = max(s0, start), min(s1, end)
+    ends = unit.ends
+    k = bisect_right(ends, start)  # the first segment ending after `start`
+    while k < len(segs):
+        seg = segs[k]
+        s0 = ends[k] - len(seg.text)
+        if s0 >= end:
+            break
+        a, b = max(s0, start), min(ends[k], end)
         if a < b:
             spans.append(Span(TextPart(full[a:b], seg.special, j), seg.id))
+        k += 1
     return spans
 
 
