@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from operator import attrgetter
+from itertools import compress
+from operator import attrgetter, not_
 from typing import Any
 
 from .._types import Role
@@ -25,7 +26,7 @@ from .model import ChatTexts, Identity, Request
 __all__ = ["AssemblyCache", "chat_texts", "memory_segment"]
 
 
-_ID, _TEXT, _NAME, _ROLE = (attrgetter(a) for a in ("id", "text", "name", "role"))
+_ID, _TEXT, _NAME, _ROLE, _HIDDEN = (attrgetter(a) for a in ("id", "text", "name", "role", "hidden"))
 
 
 def _shared(new: Sequence[list[Any]], old: Sequence[list[Any]] | None) -> int:
@@ -35,6 +36,8 @@ def _shared(new: Sequence[list[Any]], old: Sequence[list[Any]] | None) -> int:
     if old is None:
         return 0
     n = min(len(old[0]), len(new[0]))
+    if all((a if len(a) == n else a[:n]) == (b if len(b) == n else b[:n]) for a, b in zip(new, old, strict=True)):
+        return n  # the chat grew or shrank at its end: one slice of the longer side per column
 
     def same(k: int) -> bool:
         return all(a[:k] == b[:k] for a, b in zip(new, old, strict=True))
@@ -186,7 +189,8 @@ def _message_segment(m: ChatMessage, text: str, user: str) -> Segment:
 def chat_texts(req: Request, ident: Identity, cache: AssemblyCache) -> ChatTexts:
     """The visible messages and the text each sends: macros frozen per message, then the
     reasoning rules (blocks out but for the last N replies, the thinking switch)."""
-    visible = [m for m in req.chat.messages if not m.hidden]
+    messages = req.chat.messages
+    visible = list(compress(messages, map(not_, map(_HIDDEN, messages))))  # in C: a long chat
     fmt = req.instruct.reasoning
     ids, texts, changed, stripped = cache.texts(visible, ident.who, now=req.now,
                                                 warnings=ident.warnings, fmt=fmt)

@@ -1,5 +1,6 @@
-"""The report's per-segment rows are built when first read: a report read any way (dumped,
-compared, copied, its rows read first or not) says the same as one built with its rows."""
+"""The report's tallies (sections, kinds, per-segment rows) are built when first read: a report
+read any way (dumped, compared, copied, one field read first or not) says the same as one built
+with them up front."""
 
 from __future__ import annotations
 
@@ -35,3 +36,7 @@ def test_rows_read_late_match_rows_built_up_front(repo_dir) -> None:
     assert copy.deepcopy(_report(repo_dir)).segments == eager.segments
     assert dict(_report(repo_dir))["segments"] == eager.segments
     assert _report(repo_dir).model_copy().segments == eager.segments
+    for name in ("sections", "kinds", "structure_tokens", "history_share", "segments", "tokens"):
+        r = _report(repo_dir)
+        assert getattr(r, name) == getattr(eager, name)
+        assert r.model_dump_json() == eager.model_dump_json()
