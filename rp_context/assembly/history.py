@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import compress
+from itertools import compress, repeat
 from operator import attrgetter, not_
 from typing import Any
 
 from .._types import Role
 from ..chat import ChatMessage
 from ..chatcontext import FROZEN_KEY, ChatIdentity, has_macros, message_text
-from ..memory import StoredMemory, memory_text, stored_memories
+from ..memory import MEMORY_KEY, StoredMemory, memory_text, stored_memories
 from ..reasoning import ReasoningFormat, inline_stripper, prepare_prompt
 from ..segments import Segment, SegmentKind, Tier
 from ..templates.model import InstructTemplate
@@ -26,7 +26,7 @@ from .model import ChatTexts, Identity, Request
 __all__ = ["AssemblyCache", "chat_texts", "memory_segment"]
 
 
-_ID, _TEXT, _NAME, _ROLE, _HIDDEN = (attrgetter(a) for a in ("id", "text", "name", "role", "hidden"))
+_ID, _TEXT, _NAME, _ROLE, _HIDDEN, _EXTRA = (attrgetter(a) for a in ("id", "text", "name", "role", "hidden", "extra"))
 
 
 def _shared(new: Sequence[list[Any]], old: Sequence[list[Any]] | None) -> int:
@@ -209,10 +209,19 @@ def _own_header(instruct: InstructTemplate) -> str:
 def memory_segment(visible: Sequence[ChatMessage]) -> tuple[list[StoredMemory], list[Segment]]:
     """The summaries stored in the chat, and the `memory` segment showing the newest (the
     budget keeps it only when something is evicted)."""
-    memories = stored_memories(visible)
+    memories = stored_memories(visible) if _may_hold_memory(visible) else []
     if not memories:
         return memories, []
     newest = memories[-1]
     return memories, [Segment(id="memory", kind=SegmentKind.MEMORY, role="system",
                               text=memory_text(newest.text, "[Summary: {{summary}}]"),
                               source=f"chat:{newest.message_id}:memory", message_id=None)]
+
+
+def _may_hold_memory(visible: Sequence[ChatMessage]) -> bool:
+    """False when no message has anything under the summary key (searched in C): a long chat
+    without summaries then skips `stored_memories`' walk."""
+    try:
+        return any(map(dict.get, map(_EXTRA, visible), repeat(MEMORY_KEY)))
+    except TypeError:  # an `extra` that is not a dict: let `stored_memories` judge it
+        return True
