@@ -17,12 +17,12 @@ message and stops well past what fits, so a turn costs what the window holds, no
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from .assembly import AssembledPrompt
 from .errors import BudgetError
@@ -96,6 +96,64 @@ class BudgetReport(BaseModel):
     memory: dict[str, Any] | None = None
     """The memory shown: {text, message_id (where it is stored), covers (messages)}; None: none."""
 
+    _deferred: Callable[[], dict[str, Any]] | None = PrivateAttr(default=None)
+    """Builds the tallies (`sections` … `segments`) on first read: a long chat has a row per
+    segment and a count per span, which a turn that only sends the prompt never reads."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _DEFERRED and self._deferred is not None:
+            return self._ready().__dict__[name]
+        return super().__getattr__(name)  # type: ignore[misc]
+
+    def _ready(self) -> BudgetReport:
+        """Fill in the deferred fields if they are still to be built (before anything reads
+        the fields whole)."""
+        build = self.__pydantic_private__.get("_deferred") if self.__pydantic_private__ else None
+        if build is not None:  # in field order, as the dumps write them
+            fields = {**self.__dict__, **build()}
+            self.__dict__.clear()
+            self.__dict__.update({k: fields[k] for k in type(self).model_fields if k in fields})
+            self._deferred = None
+        return self
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
+        return super(BudgetReport, self._ready()).model_dump(**kwargs)
+
+    def model_dump_json(self, **kwargs: Any) -> str:
+        return super(BudgetReport, self._ready()).model_dump_json(**kwargs)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, BudgetReport):
+            other._ready()
+        return super(BudgetReport, self._ready()).__eq__(other)
+
+    def __iter__(self) -> Any:
+        return super(BudgetReport, self._ready()).__iter__()
+
+    def __repr_args__(self) -> Any:
+        return super(BudgetReport, self._ready()).__repr_args__()
+
+    def __copy__(self) -> BudgetReport:
+        return super(BudgetReport, self._ready()).__copy__()
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> BudgetReport:
+        return super(BudgetReport, self._ready()).__deepcopy__(memo)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        return super(BudgetReport, self._ready()).__getstate__()
+
+    @classmethod
+    def _lazy(cls, deferred: Callable[[], dict[str, Any]], **fields: Any) -> BudgetReport:
+        """A report whose `_DEFERRED` fields `deferred()` builds when one is first read."""
+        report = cls.model_construct(**dict.fromkeys(_DEFERRED), **fields)
+        for name in _DEFERRED:
+            del report.__dict__[name]
+        report._deferred = deferred
+        return report
+
+
+_DEFERRED = ("sections", "kinds", "structure_tokens", "structure_percent", "history_share", "segments")
+
 
 @dataclass
 class FittedPrompt:
@@ -143,7 +201,7 @@ class _Turn:
 
     @property
     def message_ids(self) -> list[str]:
-        return [s.message_id for s in self.segs if s.message_id]
+        return list(filter(None, map(_MESSAGE_ID, self.segs)))  # in C: `older` holds most of a long chat
 
     def tokens(self, tier: Tier) -> int:
         n = len(self.segs)
@@ -708,7 +766,7 @@ def request_ids(fitted: FittedPrompt, segments: list[Segment], counter: TokenCou
 _KIND_VALUE = {k: k.value for k in SegmentKind}  # a dict look-up, not the enum descriptor
 _SECTION_VALUE = {k: SECTION_OF.get(k, Section.STRUCTURE).value for k in SegmentKind}
 _HISTORY_KINDS = (SegmentKind.CHAT_MESSAGE, SegmentKind.AUTHOR_NOTE, SegmentKind.DEPTH_INJECTION)
-_PINNED, _KIND = attrgetter("pinned"), attrgetter("kind")
+_PINNED, _KIND, _MESSAGE_ID = attrgetter("pinned"), attrgetter("kind"), attrgetter("message_id")
 _TAIL_KINDS = (SegmentKind.POST_HISTORY, SegmentKind.GENERATION_HEADER)
 _MESSAGE = SegmentKind.CHAT_MESSAGE  # enum attribute lookups are slow in hot loops
 _FULL, _MARKERS, _CONTENT = Tier.FULL, Tier.MARKERS, Tier.CONTENT
@@ -1131,33 +1189,37 @@ def _pinned_prefix(flat: FlatPrompt, segments: list[Segment], counts: _Counts) -
 def _report(*, final_segments: list[Segment], flat: FlatPrompt, ids: list[int], counts: _Counts,
             n_ctx: int, reserve: int, plan: _Layout, outcome: _Outcome,
             previous_ids: Sequence[int] | None, estimate: int) -> BudgetReport:
-    """The report: exact tokens per section and kind, what each reduction did, and retention."""
+    """The report: exact tokens per section and kind, what each reduction did, and retention;
+    the tallies per span and segment are made when first read (`BudgetReport._lazy`)."""
     assembled, budget, counter = plan.assembled, plan.budget, counts.counter
-    seg_tokens, kinds, sections, content_tokens = _tally(final_segments, flat, counts)
     total = len(ids)
-    structure = max(0, total - content_tokens)
-    sections = _book_drift(total, seg_tokens, kinds, sections)
     stripped = {s.message_id: s.tier.value for s in final_segments
                 if s.message_id and s.tier in (Tier.MARKERS, Tier.CONTENT)}
     dropped = [mid for t in outcome.evicted for mid in t.message_ids]
     gone = set(dropped)
-    seg_rows = _segment_rows(plan, final_segments, seg_tokens, gone, stripped)
+
+    def tallies() -> dict[str, Any]:
+        seg_tokens, kinds, sections, content_tokens = _tally(final_segments, flat, counts)
+        structure = max(0, total - content_tokens)
+        sections = _book_drift(total, seg_tokens, kinds, sections)
+        history = sum(v for k, v in sections.items() if k in ("history", "memory"))
+        return {"sections": sections, "kinds": kinds, "structure_tokens": structure,
+                "structure_percent": round(100.0 * structure / total, 2) if total else 0.0,
+                "history_share": round(history / total, 4) if total else 0.0,
+                "segments": _segment_rows(plan, final_segments, seg_tokens, gone, stripped)}
+
     lore_rows = [d.model_dump(mode="json") if hasattr(d, "model_dump") else dict(getattr(d, "__dict__", {}))
                  for d in getattr(assembled.lore, "decisions", []) or []]
     front, front_index, covered, memory = _retention(plan, outcome, final_segments, dropped, gone)
-    history = sum(v for k, v in sections.items() if k in ("history", "memory"))
-    # built without re-validating thousands of segment rows we just made
-    return BudgetReport.model_construct(
+    # built without validation; the tallies only when read
+    return BudgetReport._lazy(
+        tallies,
         n_ctx=n_ctx,
         reserve=reserve,
         budget=budget,
         tokens=total,
         tokenizer="exact" if counter.exact else "estimate",
         tokenizer_name=counter.name,
-        sections=sections,
-        kinds=kinds,
-        structure_tokens=structure,
-        structure_percent=round(100.0 * structure / total, 2) if total else 0.0,
         reductions=outcome.reductions,
         batched=outcome.batched,
         consolidated=outcome.consolidated,
@@ -1166,10 +1228,8 @@ def _report(*, final_segments: list[Segment], flat: FlatPrompt, ids: list[int], 
         examples_dropped=outcome.examples_dropped,
         lore=lore_rows,
         reused_prefix=common_prefix(previous_ids, ids) if previous_ids is not None else None,
-        segments=seg_rows,
         estimated_tokens=estimate,
         window_fill=round(total / budget, 4) if budget else 0.0,
-        history_share=round(history / total, 4) if total else 0.0,
         turns_evicted=len(dropped),
         turns_covered=covered,
         eviction=outcome.eviction,

@@ -8,8 +8,10 @@ as one turn. Every output part carries the id of the segment it came from.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from ._types import Mode
 from .segments import Segment, SegmentKind, Tier
@@ -67,10 +69,23 @@ class _Unit:
     role: str | None
     segments: list[Segment]
     examples: bool = False
+    _text: str | None = None
+    _ends: list[int] | None = None
 
     @property
     def text(self) -> str:
-        return "".join(s.text for s in self.segments)
+        """The unit's text (read once its segments are all in: `_units` builds it first)."""
+        if self._text is None:
+            segs = self.segments
+            self._text = segs[0].text if len(segs) == 1 else "".join(s.text for s in segs)
+        return self._text
+
+    @property
+    def ends(self) -> list[int]:
+        """Where each segment's text ends in `text`."""
+        if self._ends is None:
+            self._ends = list(accumulate(len(s.text) for s in self.segments))
+        return self._ends
 
     @property
     def head(self) -> Segment:
@@ -213,11 +228,13 @@ def _render_run(
     )
     spans: list[Span] = []
     index_map = _index_map(messages, rendered.parts, t)
+    n = len(messages)
     for part in rendered.parts:
-        if part.source is None:
+        source = part.source
+        if source is None:
             spans.append(Span(TextPart(part.text, part.special, -1), None))
             continue
-        j = index_map.get(part.source)
+        j = (source if 0 <= source < n else None) if index_map is None else index_map.get(source)
         if j is None:
             spans.append(Span(TextPart(part.text, part.special), None))
             continue
@@ -229,13 +246,14 @@ def _render_run(
     return spans, rendered.stop
 
 
-def _index_map(messages: list[Message], parts: list[TextPart], t: InstructTemplate) -> dict[int, int]:
-    """Map the renderer's message indices to ours (a user alignment message adds one)."""
+def _index_map(messages: list[Message], parts: list[TextPart], t: InstructTemplate) -> dict[int, int] | None:
+    """Map the renderer's message indices to ours (a user alignment message adds one); None:
+    they are the same."""
     if not t.user_alignment_message:
-        return {i: i for i in range(len(messages))}
+        return None
     first_turn = next((i for i, m in enumerate(messages) if m.role != "system"), None)
     if first_turn is None or messages[first_turn].role != "assistant":
-        return {i: i for i in range(len(messages))}
+        return None
     out = {i: i for i in range(first_turn)}
     for i in range(first_turn, len(messages)):
         out[i + 1] = i
@@ -255,13 +273,17 @@ def _split_content(part: TextPart, unit: _Unit, j: int) -> list[Span]:
         return [Span(TextPart(part.text, False, j), segs[0].id)]
     end = start + len(part.text)
     spans: list[Span] = []
-    pos = 0
-    for seg in segs:
-        s0, s1 = pos, pos + len(seg.text)
-        pos = s1
-        a, b = max(s0, start), min(s1, end)
+    ends = unit.ends
+    k = bisect_right(ends, start)  # the first segment ending after `start`
+    while k < len(segs):
+        seg = segs[k]
+        s0 = ends[k] - len(seg.text)
+        if s0 >= end:
+            break
+        a, b = max(s0, start), min(ends[k], end)
         if a < b:
             spans.append(Span(TextPart(full[a:b], seg.special, j), seg.id))
+        k += 1
     return spans
 
 

@@ -396,23 +396,41 @@ def strip_block(text: str, shapes: Sequence[ReasoningShape]) -> str:
     return splitter.text
 
 
+def inline_stripper(fmt: ReasoningFormat) -> Callable[[str], str]:
+    """What `prompt_texts` does to one reply's text before the last-N rule: an inline block at
+    its start removed (when the preset parses reasoning). A caller may keep its results per
+    message and pass `stripped` to `prompt_texts`."""
+    shapes = shapes_for(fmt)
+    marks = _marks(shapes)
+
+    def strip(text: str) -> str:
+        if fmt.parse and text[:256].lstrip().startswith(marks):
+            return strip_block(text, shapes)
+        return text
+
+    return strip
+
+
 def prompt_texts(messages: Sequence[ChatMessage], texts: dict[str, str], fmt: ReasoningFormat, *,
-                 continuing: bool = False) -> None:
+                 continuing: bool = False, stripped: int = 0) -> None:
     """Reasoning in the prompt, in place of `texts` (message id → text sent): inline blocks are
     removed, stored reasoning stays out except for the last `fmt.add_to_prompt` replies, and a
     continued reply carries its own (an unfinished block is left open, so the model goes on
-    thinking), as SillyTavern does."""
-    shapes = shapes_for(fmt)
-    marks = _marks(shapes)
+    thinking), as SillyTavern does. `stripped`: the first messages whose texts already went
+    through `inline_stripper` (a cache's), so only the newer ones are walked."""
+    strip = inline_stripper(fmt)
     added = 0
-    last = messages[-1] if messages else None
-    for m in reversed(messages):
+    n = len(messages)
+    for i in range(n - 1, -1, -1):
+        own = continuing and i == n - 1
+        done = i < stripped
+        if done and added >= fmt.add_to_prompt and not own:
+            break
+        m = messages[i]
         if m.role != "assistant":
             continue
-        sent = text = texts[m.id]
-        if fmt.parse and text[:256].lstrip().startswith(marks):
-            text = strip_block(text, shapes)
-        own = continuing and m is last
+        sent = texts[m.id]
+        text = sent if done else strip(sent)
         if (own or added < fmt.add_to_prompt) and (reasoning := m.reasoning):
             text = format_reasoning(fmt, reasoning, text if (text or not own) else None)
             added += 1
@@ -453,11 +471,11 @@ def thinking_switch(fmt: ReasoningFormat, thinking: bool | None) -> str:
 
 def prepare_prompt(messages: Sequence[ChatMessage], texts: dict[str, str], fmt: ReasoningFormat,
                    chat_metadata: dict[str, object] | None, *, mode: str = "normal",
-                   header: str = "") -> str:
+                   header: str = "", stripped: int = 0) -> str:
     """Every reasoning rule of a prompt in one place: `prompt_texts`, then this chat's thinking
     switch on the newest user message. Returns the prefill to write after the generation header
-    (`header`, the template's own)."""
-    prompt_texts(messages, texts, fmt, continuing=mode == "continue")
+    (`header`, the template's own); `stripped` as in `prompt_texts`."""
+    prompt_texts(messages, texts, fmt, continuing=mode == "continue", stripped=stripped)
     if mode != "normal":
         return ""
     thinking = thinking_for(chat_metadata, fmt)

@@ -10,14 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from operator import attrgetter
+from itertools import compress, repeat
+from operator import attrgetter, not_
 from typing import Any
 
 from .._types import Role
 from ..chat import ChatMessage
 from ..chatcontext import FROZEN_KEY, ChatIdentity, has_macros, message_text
-from ..memory import StoredMemory, memory_text, stored_memories
-from ..reasoning import prepare_prompt
+from ..memory import MEMORY_KEY, StoredMemory, memory_text, stored_memories
+from ..reasoning import ReasoningFormat, inline_stripper, prepare_prompt
 from ..segments import Segment, SegmentKind, Tier
 from ..templates.model import InstructTemplate
 from .model import ChatTexts, Identity, Request
@@ -25,7 +26,7 @@ from .model import ChatTexts, Identity, Request
 __all__ = ["AssemblyCache", "chat_texts", "memory_segment"]
 
 
-_ID, _TEXT, _NAME, _ROLE = (attrgetter(a) for a in ("id", "text", "name", "role"))
+_ID, _TEXT, _NAME, _ROLE, _HIDDEN, _EXTRA = (attrgetter(a) for a in ("id", "text", "name", "role", "hidden", "extra"))
 
 
 def _shared(new: Sequence[list[Any]], old: Sequence[list[Any]] | None) -> int:
@@ -35,6 +36,8 @@ def _shared(new: Sequence[list[Any]], old: Sequence[list[Any]] | None) -> int:
     if old is None:
         return 0
     n = min(len(old[0]), len(new[0]))
+    if all((a if len(a) == n else a[:n]) == (b if len(b) == n else b[:n]) for a, b in zip(new, old, strict=True)):
+        return n  # the chat grew or shrank at its end: one slice of the longer side per column
 
     def same(k: int) -> bool:
         return all(a[:k] == b[:k] for a, b in zip(new, old, strict=True))
@@ -52,7 +55,11 @@ def _shared(new: Sequence[list[Any]], old: Sequence[list[Any]] | None) -> int:
 class _LastTexts:
     ids: list[str]
     raws: list[str]
+    roles: list[str]
     clean: list[str]
+    sent: list[str]
+    """`clean` with inline reasoning blocks removed from replies (`fmt`'s rule)."""
+    fmt: ReasoningFormat | None
     macros: tuple[int, ...]
     """Where the messages with macros are (expanded again every turn)."""
 
@@ -84,12 +91,15 @@ class AssemblyCache:
         self._last_segments: _LastSegments | None = None
 
     def texts(self, visible: Sequence[ChatMessage], who: ChatIdentity, *, now: datetime | None,
-              warnings: list[str]) -> tuple[list[str], dict[str, str], bool]:
-        """The message ids, id → text after macros (as the screen shows it), and whether a
-        message got new frozen macro values. Text with macros is expanded every turn."""
-        ids, raws = list(map(_ID, visible)), list(map(_TEXT, visible))
+              warnings: list[str], fmt: ReasoningFormat | None = None
+              ) -> tuple[list[str], dict[str, str], bool, int]:
+        """The message ids, id → text after macros (and, with `fmt`, inline reasoning blocks out
+        of replies, `inline_stripper`), whether a message got new frozen macro values, and how
+        many leading messages are stripped so (for `prompt_texts`). Text with macros is
+        expanded every turn."""
+        ids, raws, roles = list(map(_ID, visible)), list(map(_TEXT, visible)), list(map(_ROLE, visible))
         last = self._last_texts
-        k = _shared((ids, raws), (last.ids, last.raws) if last is not None else None)
+        k = _shared((ids, raws, roles), (last.ids, last.raws, last.roles) if last is not None else None)
         clean = last.clean[:k] if last is not None and k else []
         macros = [i for i in last.macros if i < k] if last is not None and k else []
         self._trim(self._plain, len(visible))
@@ -98,19 +108,29 @@ class AssemblyCache:
             clean.append(text)
             if not plain:
                 macros.append(i)
-        self._last_texts = _LastTexts(ids, raws, clean, tuple(macros))
-        texts = dict(zip(ids, clean, strict=True))
-        # repeated ids: the later message's text stands, as when set one by one
-        last_of = {mid: i for i, mid in enumerate(ids)} if len(texts) < len(ids) else None
+        strip = inline_stripper(fmt) if fmt is not None else None
+        reuse = k if last is not None and strip is not None and last.fmt == fmt else 0
+        sent = last.sent[:reuse] if last is not None and reuse else []
+        sent += [strip(clean[i]) if strip is not None and roles[i] == "assistant" else clean[i]
+                 for i in range(reuse, len(visible))]
+        # repeated ids: the later message's text stands, as when set one by one (and
+        # `prompt_texts` strips what it finds under each id, so it gets the texts unstripped)
+        texts = dict(zip(ids, sent, strict=True))
+        last_of = None
+        if len(texts) < len(ids):
+            texts = dict(zip(ids, clean, strict=True))
+            last_of = {mid: i for i, mid in enumerate(ids)}
         changed = False
         for i in macros:
             m = visible[i]
             before = repr(m.extra.get(FROZEN_KEY))
             text = message_text(m, who, now=now, warnings=warnings)
             changed = changed or repr(m.extra.get(FROZEN_KEY)) != before
+            sent[i] = strip(text) if strip is not None and roles[i] == "assistant" else text
             if last_of is None or last_of[ids[i]] == i:
-                texts[ids[i]] = text
-        return ids, texts, changed
+                texts[ids[i]] = sent[i] if last_of is None else text
+        self._last_texts = _LastTexts(ids, raws, roles, clean, sent, fmt, tuple(macros))
+        return ids, texts, changed, len(ids) if last_of is None and strip is not None else 0
 
     def _clean(self, mid: str, raw: str) -> tuple[str, bool]:
         """A message's text without carriage returns, and whether it is free of macros."""
@@ -169,10 +189,13 @@ def _message_segment(m: ChatMessage, text: str, user: str) -> Segment:
 def chat_texts(req: Request, ident: Identity, cache: AssemblyCache) -> ChatTexts:
     """The visible messages and the text each sends: macros frozen per message, then the
     reasoning rules (blocks out but for the last N replies, the thinking switch)."""
-    visible = [m for m in req.chat.messages if not m.hidden]
-    ids, texts, changed = cache.texts(visible, ident.who, now=req.now, warnings=ident.warnings)
-    prefill = prepare_prompt(visible, texts, req.instruct.reasoning, ident.meta, mode=req.mode,
-                             header=_own_header(req.instruct))
+    messages = req.chat.messages
+    visible = list(compress(messages, map(not_, map(_HIDDEN, messages))))  # in C: a long chat
+    fmt = req.instruct.reasoning
+    ids, texts, changed, stripped = cache.texts(visible, ident.who, now=req.now,
+                                                warnings=ident.warnings, fmt=fmt)
+    prefill = prepare_prompt(visible, texts, fmt, ident.meta, mode=req.mode,
+                             header=_own_header(req.instruct), stripped=stripped)
     return ChatTexts(visible, ids, texts, prefill, changed)
 
 
@@ -186,10 +209,19 @@ def _own_header(instruct: InstructTemplate) -> str:
 def memory_segment(visible: Sequence[ChatMessage]) -> tuple[list[StoredMemory], list[Segment]]:
     """The summaries stored in the chat, and the `memory` segment showing the newest (the
     budget keeps it only when something is evicted)."""
-    memories = stored_memories(visible)
+    memories = stored_memories(visible) if _may_hold_memory(visible) else []
     if not memories:
         return memories, []
     newest = memories[-1]
     return memories, [Segment(id="memory", kind=SegmentKind.MEMORY, role="system",
                               text=memory_text(newest.text, "[Summary: {{summary}}]"),
                               source=f"chat:{newest.message_id}:memory", message_id=None)]
+
+
+def _may_hold_memory(visible: Sequence[ChatMessage]) -> bool:
+    """False when no message has anything under the summary key (searched in C): a long chat
+    without summaries then skips `stored_memories`' walk."""
+    try:
+        return any(map(dict.get, map(_EXTRA, visible), repeat(MEMORY_KEY)))
+    except TypeError:  # an `extra` that is not a dict: let `stored_memories` judge it
+        return True

@@ -27,8 +27,12 @@ def _chat(n: int = 12) -> Chat:
                                   create_date="2026-01-01@10h00m00s"), messages=msgs)
 
 
-def _assemble(chat: Chat, cache: AssemblyCache | None, persona: Persona | None = None) -> AssembledPrompt:
-    return assemble(cards=[_card()], chat=chat, instruct=load_preset("chatml", "instruct"),
+def _assemble(chat: Chat, cache: AssemblyCache | None, persona: Persona | None = None, *,
+              reasoning: dict[str, object] | None = None) -> AssembledPrompt:
+    instruct = load_preset("chatml", "instruct")
+    if reasoning:
+        instruct = instruct.model_copy(update={"reasoning": instruct.reasoning.model_copy(update=reasoning)})
+    return assemble(cards=[_card()], chat=chat, instruct=instruct,
                     context=load_preset("default", "context"), persona=persona, cache=cache)
 
 
@@ -55,6 +59,10 @@ EDITS: dict[str, Callable[[Chat], None]] = {
     "a message with macros": lambda c: _add(c, "user", "{{user}} rolls {{roll:d6}} at {{time}}."),
     "a carriage return": lambda c: setattr(c.messages[2], "text", "Two\r\nlines."),
     "a repeated id": lambda c: c.messages.append(c.messages[1].model_copy(update={"text": "Echo."})),
+    "a reply with an inline block": lambda c: _add(c, "assistant", "<think>\nHm.\n</think>\n\nSure."),
+    "an old reply given a block": lambda c: setattr(c.messages[4], "text", "<think>x</think>Old."),
+    "stored reasoning": lambda c: c.messages[-1].set_reasoning("Weighing it.") if c.messages[-1].role
+    == "assistant" else c.messages[-2].set_reasoning("Weighing it."),
 }
 
 
@@ -100,3 +108,17 @@ def test_unchanged_messages_keep_their_segments_across_turns() -> None:
     assert second.by_id("msg:0") is first.by_id("msg:0")
     assert second.by_id("msg:5") is first.by_id("msg:5")
     assert fresh.by_id("msg:0") is not first.by_id("msg:0")
+
+
+@pytest.mark.parametrize("reasoning", [{"add_to_prompt": 2}, {"parse": False}, {"add_to_prompt": 1, "parse": False}])
+def test_a_cached_turn_follows_the_reasoning_rules(reasoning: dict[str, object]) -> None:
+    chat = _chat()
+    chat.messages[2].text = "<think>\nOld thought.\n</think>\n\nLine 2."
+    chat.messages[4].set_reasoning("Stored thought.")
+    cache = AssemblyCache()
+    _assemble(chat, cache)  # the cache's texts were stripped under the default rules
+    _same(_assemble(chat, cache, reasoning=reasoning), _assemble(chat, None, reasoning=reasoning))
+    for edit in ("a reply with an inline block", "stored reasoning", "a new turn", "an old reply given a block"):
+        EDITS[edit](chat)
+        _same(_assemble(chat, cache, reasoning=reasoning), _assemble(chat, None, reasoning=reasoning))
+        _same(_assemble(chat, cache), _assemble(chat, None))
