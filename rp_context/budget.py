@@ -26,14 +26,14 @@ from pydantic import BaseModel, Field, PrivateAttr
 
 from .assembly import AssembledPrompt
 from .errors import BudgetError
-from .flatten import FlatPrompt
+from .flatten import FlatPrompt, Span
 from .memory import StoredMemory, choose_memory, memory_text
 from .policy import BudgetPolicy
 from .segments import SECTION_OF, Section, Segment, SegmentKind, Tier
 from .templates.costs import TurnCosts, label_text
 from .tokens import CountCache, TextPart, TokenCounter, common_prefix
 
-__all__ = ["BudgetCache", "BudgetPolicy", "BudgetReport", "FittedPrompt", "fit_prompt"]
+__all__ = ["BudgetCache", "BudgetPolicy", "BudgetReport", "FittedPrompt", "fit_prompt", "span_sections"]
 
 class BudgetReport(BaseModel):
     """What the budget manager did and where the tokens went."""
@@ -1280,7 +1280,6 @@ def _tally(final_segments: list[Segment], flat: FlatPrompt, counts: _Counts
     content_tokens = 0
     kinds: dict[str, int] = {}
     sections: dict[str, int] = {}
-    not_content = (SegmentKind.STRUCTURE, SegmentKind.GENERATION_HEADER)
     for span in flat.spans:
         text = span.part.text
         if not text:
@@ -1289,20 +1288,37 @@ def _tally(final_segments: list[Segment], flat: FlatPrompt, counts: _Counts
         seg = by_id.get(span.segment or "")
         key = span.segment or "structure"
         seg_tokens[key] = seg_tokens.get(key, 0) + n
-        # Content is the segment's own text; template markers, and plain text the template adds
-        # around it (a `Name: ` label), are structure. A context preset's own text counts as
-        # the system section.
-        is_content = (seg is not None and not span.part.special and seg.kind not in not_content
-                      and text in seg.text)
+        kind, is_content = _span_kind(span, seg)
         if is_content:
             content_tokens += n
-        kind = seg.kind if seg is not None and (is_content or seg.kind is SegmentKind.STORY_STRING) \
-            else SegmentKind.STRUCTURE
         kv = _KIND_VALUE[kind]
         kinds[kv] = kinds.get(kv, 0) + n
         sec = _SECTION_VALUE[kind]
         sections[sec] = sections.get(sec, 0) + n
     return seg_tokens, kinds, sections, content_tokens
+
+
+_NOT_CONTENT = (SegmentKind.STRUCTURE, SegmentKind.GENERATION_HEADER)
+
+
+def _span_kind(span: Span, seg: Segment | None) -> tuple[SegmentKind, bool]:
+    """The kind a span's tokens count as, and whether they are content. Content is the segment's
+    own text; template markers, and plain text the template adds around it (a `Name: ` label),
+    are structure. A context preset's own text (story string) keeps its kind."""
+    text = span.part.text
+    is_content = (seg is not None and not span.part.special and seg.kind not in _NOT_CONTENT
+                  and text in seg.text)
+    if seg is not None and (is_content or seg.kind is SegmentKind.STORY_STRING):
+        return seg.kind, is_content
+    return SegmentKind.STRUCTURE, is_content
+
+
+def span_sections(fitted: FittedPrompt) -> list[tuple[Span, Section]]:
+    """Every non-empty span of the fitted prompt with the section the report books its tokens
+    to: the report's own rule, for views that colour the prompt by section."""
+    by_id = {s.id: s for s in fitted.segments}
+    return [(span, Section(_SECTION_VALUE[_span_kind(span, by_id.get(span.segment or ""))[0]]))
+            for span in fitted.flat.spans if span.part.text]
 
 
 def _segment_rows(plan: _Layout, final_segments: list[Segment], seg_tokens: dict[str, int],

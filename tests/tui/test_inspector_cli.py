@@ -10,11 +10,12 @@ import pytest
 from _scripted import ScriptedBackend
 from textual.widgets import DataTable, Input, Static
 
+from rp_context.budget import span_sections
 from rp_context.segments import SegmentKind
 from tui.__main__ import main
 from tui.config import Settings, SettingsError, load_settings, save_settings, settings_path
 from tui.screens import InspectorScreen, SettingsScreen
-from tui.screens.inspector import prompt_text, span_sections
+from tui.screens.inspector import prompt_text
 from tui.widgets.budget import SECTION_COLORS, bar_cells, budget_parts
 
 

@@ -14,34 +14,11 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
 from rp_context.backends.base import TurnMetrics
-from rp_context.budget import BudgetReport, FittedPrompt
-from rp_context.budget import _tally as budget_tally
-from rp_context.flatten import FlatPrompt, Span
+from rp_context.budget import BudgetReport, FittedPrompt, span_sections
 
 from ..widgets.budget import SECTION_COLORS, BudgetBar, budget_parts, legend_parts
 
-__all__ = ["InspectorScreen", "prompt_text", "span_sections"]
-
-
-class _OnePerSpan:
-    """Counts every span as one token: only which section the budget books it to matters here."""
-
-    def count(self, text: str, special: bool = False) -> int:
-        return 1
-
-
-def span_sections(fitted: FittedPrompt) -> list[tuple[Span, str]]:
-    """Every non-empty span of the prompt with the section the budget report counts it in (the
-    budget's own tally, run span by span; rp_context has no public per-span view of it yet)."""
-    by_id = {s.id: s for s in fitted.segments}
-    out: list[tuple[Span, str]] = []
-    for span in fitted.flat.spans:
-        if not span.part.text:
-            continue
-        seg = by_id.get(span.segment or "")
-        sections = budget_tally([seg] if seg else [], FlatPrompt([span]), _OnePerSpan())[2]  # type: ignore[arg-type]
-        out.append((span, next(iter(sections), "structure")))
-    return out
+__all__ = ["InspectorScreen", "prompt_text"]
 
 
 def prompt_text(fitted: FittedPrompt) -> Text:
@@ -49,7 +26,7 @@ def prompt_text(fitted: FittedPrompt) -> Text:
     (special tokens) in italics."""
     out = Text()
     for span, section in span_sections(fitted):
-        style = SECTION_COLORS.get(section, SECTION_COLORS["structure"])
+        style = SECTION_COLORS.get(section.value, SECTION_COLORS["structure"])
         out.append(span.part.text, style=f"{style} italic" if span.part.special else style)
     return out
 
