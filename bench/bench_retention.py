@@ -19,11 +19,13 @@ llama.cpp compares them. Per turn:
 - memory: after each reply, when `memory_due` says so, the summary request (the prompt up to its
   tail plus the instruction, SillyTavern's classic mode) goes through the same cache, and a
   summary is stored the way the session stores it (a stand-in text of the policy's length;
-  `--summaries` has the real model write it and times it); covered: evicted messages the
+  `--summaries N` has the real model write the first N of each full-window run at the windows
+  of `--summary-windows` and times them per write, i.e. per eviction that needed one, with the
+  prompt cached first as the reply left it); covered: evicted messages the
   memory shown covers; a memory miss is a turn whose memory changed while its history's front
   did not (an extra cache miss caused by the memory).
 
-Run: python bench/bench_retention.py [--quick] [--turns N] [--estimate] [--summaries] [--verbose]
+Run: python bench/bench_retention.py [--quick] [--turns N] [--estimate] [--summaries N] [--verbose]
 [--plot FILE.png]. Targets for
 full-window: fill >= 95% of the budget, re-evaluated <= 1.5x new tokens (memory updates
 included), 100% of evicted turns covered by memory; for cache-stable, memory adds 0 misses.
@@ -221,7 +223,8 @@ def _backend(args: argparse.Namespace, n_ctx: int) -> Any:
     from rp_context.backends.llama import LlamaBackend
     from rp_context.models import resolve_model
 
-    return LlamaBackend(resolve_model(args.model), n_ctx=n_ctx)
+    threads = {"n_threads": args.threads, "n_threads_batch": args.threads} if args.threads else {}
+    return LlamaBackend(resolve_model(args.model), n_ctx=n_ctx, **threads)
 
 
 def _summary_line(run: Run) -> str:
@@ -246,6 +249,7 @@ def main() -> int:
                     help="the model writes the first N summaries of each full-window run (timed)")
     ap.add_argument("--summary-windows", default="2048",
                     help="windows whose full-window runs get real summaries (comma-separated)")
+    ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads for --summaries")
     ap.add_argument("--verbose", action="store_true", help="one line per turn")
     ap.add_argument("--plot", default=None, help="PNG path (default: bench_retention.png next to this script)")
     args = ap.parse_args()

@@ -45,6 +45,11 @@ ONE_TOKEN = SamplerSettings(temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, repe
                             max_tokens=1, seed=1)
 
 
+def threads(args: argparse.Namespace) -> dict[str, int]:
+    """Thread counts for the backends: llama.cpp's defaults unless --threads is given."""
+    return {"n_threads": args.threads, "n_threads_batch": args.threads} if args.threads else {}
+
+
 def logits_after(backend: LlamaBackend, tokens: list[int]) -> np.ndarray:
     """Log-probabilities of the next token at each of `tokens`, read on top of the cache as it
     is; the cache is left as it was."""
@@ -83,13 +88,18 @@ class Walk:
         self.setup: Setup = load_setup(budget="full-window")
         self.chat: Chat = make_chat(600, self.cast.names, seed=31)
         self.args = args
-        self.backend = LlamaBackend(self.model, n_ctx=args.n_ctx, context_shift=True)
+        self.backend = LlamaBackend(self.model, n_ctx=args.n_ctx, context_shift=True, **threads(args))
         self.n = 2
         self.shifts = self.gap_shifts = 0
 
     def prompt(self, n: int) -> FittedPrompt:
         return build_prompt(self.cast, prefix_chat(self.chat, n), self.setup, self.tok,
                             n_ctx=self.args.n_ctx, reserve=self.args.reserve)
+
+    def would_shift(self) -> bool:
+        """Whether the next turn's prompt would be planned as a shift against the cache."""
+        nxt = self.prompt(self.n + 2).ids
+        return bool(plan_reuse(self.backend.cached_ids, nxt, min_chunk=self.backend.shift_min_kept).chunks)
 
     def step(self) -> FittedPrompt:
         """One turn: the prompt for the next two messages, evaluated with shift; then the memory."""
@@ -131,21 +141,23 @@ def main() -> int:
     ap.add_argument("--n-ctx", type=int, default=2048)
     ap.add_argument("--reserve", type=int, default=256)
     ap.add_argument("--model", default=None)
+    ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: its own)")
     args = ap.parse_args()
     marks = [int(x) for x in (args.shifts or ("1,5,10" if args.quick else "1,5,10,20,40")).split(",")]
     walk = Walk(args)
-    ref = LlamaBackend(walk.model, n_ctx=args.n_ctx)
+    ref = LlamaBackend(walk.model, n_ctx=args.n_ctx, **threads(args))
     print(f"shift fidelity: {walk.model.name}, window {args.n_ctx}, full-window budget with {USER}, "
           f"{args.positions} positions per row")
     print(f"  {'shifts':>6s} {'of them with new text between runs':>36s}  KL mean     KL p95   top-1 agree")
     try:
         fitted = walk.step()
-        while walk.prompt(walk.n + 2).report.turns_evicted == 0:
+        while not walk.would_shift():
             fitted = walk.step()
-        # the noise floor: the last prompt before any eviction, cached by plain prefix reuse
+        # the noise floor: the last prompt before the first shift, cached by plain prefix reuse
         _print(0, 0, measure(walk, ref, fitted, args.positions))
         for mark in marks:
-            while walk.shifts < mark:
+            at = walk.n
+            while walk.shifts < mark or walk.n == at:
                 fitted = walk.step()
             _print(walk.shifts, walk.gap_shifts, measure(walk, ref, fitted, args.positions))
     finally:
