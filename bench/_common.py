@@ -161,3 +161,20 @@ def tokens_before_message(fitted: FittedPrompt, counter: LlamaTokenizer, message
     """Tokens before message `message_id` (or before the tail if it is not in the prompt)."""
     return _prefix_tokens(fitted, counter, lambda s: s.message_id == message_id or s.kind in (
         SegmentKind.POST_HISTORY, SegmentKind.GENERATION_HEADER))
+
+
+_SUMMARY_WORDS = ("keeper lamp storm tide rope lantern stairs gull harbour compass ledger kettle "
+                  "tea shutters wind boat coil bell girl old man fog rock light night sea shore").split()
+
+
+def stand_in_summary(length: int, upto: int) -> str:
+    """A summary-sized text (`length` tokens: ~3/4 as many words) naming the message it covers.
+
+    Words drawn afresh for each summary, so no run of it repeats an earlier one: a real summary
+    is new text, and the cache must evaluate all of it (a repeated stand-in would let the
+    backend keep runs of the old one and flatter the figures)."""
+    import random
+
+    rng = random.Random(upto)
+    words = max(8, length * 3 // 4)
+    return f"Events up to message {upto}: " + " ".join(rng.choice(_SUMMARY_WORDS) for _ in range(words))

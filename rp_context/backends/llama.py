@@ -2,18 +2,21 @@
 
 Each turn keeps the longest common prefix of the previous turn's tokens in llama.cpp's KV cache
 and evaluates only the rest, and reports exactly how many tokens it reused and evaluated.
-Opt-in context shift (approximate, see `shift.py`) also keeps the tail after an evicted middle
-span. A chat's KV state can be saved to disk and restored by a later process. Models whose cache
+Opt-in context shift (approximate, see `shift.py`) also keeps the text after an evicted middle
+span, and after new text in the middle (a changed memory summary): the new tokens are evaluated
+at their own positions in a spare sequence, so the cached text after them is moved, not re-read.
+A chat's KV state can be saved to disk and restored by a later process. Models whose cache
 cannot be cut partially (recurrent and hybrid ones) keep state checkpoints at turn boundaries
 and roll back to the newest one that is a prefix of the new prompt.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import threading
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,7 +41,7 @@ from .base import (
 from .kvstate import KVStateHeader, KVStateMismatch, model_fingerprint, read_state, write_state
 from .phrasebans import PhraseGuard
 from .samplers import SamplerChain, banned_phrases, build_chain
-from .shift import plan_shift
+from .shift import MIN_CHUNK, ReusePlan, plan_reuse
 from .stops import StopScanner
 
 __all__ = ["KVCacheType", "LlamaLoadOptions", "LlamaBackend"]
@@ -55,6 +58,35 @@ with 1, on a loaded 2-core machine); a short eval gains little from extra thread
 # While a user may be waiting to stop it, the prompt is read in steps of at most this many
 # tokens, so a cancel (Esc) lands within one short step (~0.5 s on 2 CPU cores), not one n_batch.
 _CANCEL_STEP = 128
+_SPARE_SEQ = 1
+"""The sequence new text in the middle of the prompt is evaluated in (see `_eval_between`)."""
+_PARAMS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _spare_sequence(lc: Any) -> Iterator[None]:
+    """Load contexts with two sequences sharing one unified KV cache (of the same size).
+
+    llama.cpp evaluates a batch only at positions after a sequence's last cached one, so text
+    inserted in the middle is evaluated in sequence 1 (holding a copy of the prefix), then
+    handed to sequence 0. llama-cpp-python has no argument for it: its defaults are wrapped
+    while it loads.
+    """
+    low = getattr(lc, "llama_cpp", lc)
+    with _PARAMS_LOCK:
+        original = low.llama_context_default_params
+
+        def params() -> Any:
+            p = original()
+            p.n_seq_max = max(int(p.n_seq_max), 2)
+            p.kv_unified = True
+            return p
+
+        low.llama_context_default_params = params
+        try:
+            yield
+        finally:
+            low.llama_context_default_params = original
 
 
 class LlamaLoadOptions(BaseModel):
@@ -81,8 +113,9 @@ class LlamaBackend:
     """Owns one `llama_cpp.Llama`; turns are serialised, prompts are token ids (no re-tokenizing).
 
     `context_shift=True` makes every turn try a context shift (approximate); it can also be set
-    per call. `checkpoints=None` keeps turn-boundary state checkpoints only for models whose
-    cache cannot be cut partially; True forces them (and rolls back through them) on any model.
+    per call; `shift_min_kept` is the shortest cached run a shift moves. `checkpoints=None`
+    keeps turn-boundary state checkpoints only for models whose cache cannot be cut partially;
+    True forces them (and rolls back through them) on any model.
     """
 
     def __init__(
@@ -91,7 +124,7 @@ class LlamaBackend:
         options: LlamaLoadOptions | None = None,
         *,
         context_shift: bool = False,
-        shift_min_kept: int = 16,
+        shift_min_kept: int = MIN_CHUNK,
         checkpoints: bool | None = None,
         max_checkpoints: int = 4,
         **option_overrides: Any,
@@ -108,21 +141,22 @@ class LlamaBackend:
         kv_type = int(getattr(lc, f"GGML_TYPE_{self.options.kv_cache_type.upper()}"))
         self._kv_type = kv_type
         o = self.options
-        self._llm: Any = load_llama(
-            self.path,
-            n_ctx=o.n_ctx,
-            n_threads=o.n_threads,
-            n_threads_batch=o.n_threads_batch,
-            n_gpu_layers=o.n_gpu_layers,
-            n_batch=o.n_batch,
-            n_ubatch=o.n_batch,
-            flash_attn=o.flash_attn,
-            type_k=kv_type,
-            type_v=kv_type,
-            use_mmap=o.use_mmap,
-            seed=o.seed,
-            **extra,
-        )
+        with _spare_sequence(lc):
+            self._llm: Any = load_llama(
+                self.path,
+                n_ctx=o.n_ctx,
+                n_threads=o.n_threads,
+                n_threads_batch=o.n_threads_batch,
+                n_gpu_layers=o.n_gpu_layers,
+                n_batch=o.n_batch,
+                n_ubatch=o.n_batch,
+                flash_attn=o.flash_attn,
+                type_k=kv_type,
+                type_v=kv_type,
+                use_mmap=o.use_mmap,
+                seed=o.seed,
+                **extra,
+            )
         self._lc = lc
         self._vocab = lc.llama_model_get_vocab(self._llm.model)
         self._bos = int(self._llm.token_bos())
@@ -133,6 +167,8 @@ class LlamaBackend:
         self.max_checkpoints = max_checkpoints
         self._use_ckpts = bool(checkpoints) or (checkpoints is None and self._cannot_cut())
         self._ckpts: list[tuple[list[int], bytes]] = []
+        self._can_insert = int(lc.llama_n_seq_max(self._llm.ctx)) > _SPARE_SEQ
+        self._gap_batch: Any = None
         self.last_result: GenerationResult | None = None
         """The most recent turn's result, for callers that only iterate the stream."""
 
@@ -259,13 +295,16 @@ class LlamaBackend:
             try:
                 if cancel.is_set():
                     return
-                if shift:
-                    shifted = self._shift(ids)
-                reused, ckpt = self._keep_prefix(ids)
                 t_eval = time.perf_counter()
-                evaluated = self._read_prompt(ids, reused, cancel, on_progress)
+                gap_kept = gap_done = 0
+                if shift:
+                    shifted, gap_kept, gap_done = self._shift(ids, cancel, on_progress)
+                keep, ckpt = self._keep_prefix(ids)
+                reused = keep - gap_kept  # the new text between moved runs was evaluated
+                read = self._read_prompt(ids, keep, cancel, on_progress, already=gap_done)
+                evaluated = gap_done + read
                 eval_s = time.perf_counter() - t_eval
-                if evaluated < len(ids) - reused:
+                if read < len(ids) - keep:
                     reason = "cancelled"  # stopped while reading the prompt; what was read stays cached
                     return
                 sampler = self._sampler(s, ids)
@@ -344,17 +383,20 @@ class LlamaBackend:
                 self.last_result = result
 
     def _read_prompt(self, ids: list[int], reused: int, cancel: threading.Event,
-                     on_progress: ProgressCallback | None) -> int:
+                     on_progress: ProgressCallback | None, *, already: int = 0) -> int:
         """Evaluate `ids[reused:]`; with checkpoints, stop one token short, checkpoint there
-        (a prefix of the next turn's prompt and of a swipe's), then read the last token."""
+        (a prefix of the next turn's prompt and of a swipe's), then read the last token.
+        `already`: tokens this turn evaluated before (progress counts them)."""
         todo = len(ids) - reused
+        total = todo + already
         if not self._use_ckpts or todo < 2:
-            return self._eval_prompt(ids[reused:], cancel, on_progress)
-        done = self._eval_prompt(ids[reused:-1], cancel, on_progress, total=todo)
+            return self._eval_prompt(ids[reused:], cancel, on_progress, offset=already, total=total)
+        done = self._eval_prompt(ids[reused:-1], cancel, on_progress, offset=already, total=total)
         if done < todo - 1:
             return done
         self._checkpoint()
-        return done + self._eval_prompt(ids[-1:], cancel, on_progress, offset=done, total=todo)
+        return done + self._eval_prompt(ids[-1:], cancel, on_progress, offset=already + done,
+                                        total=total)
 
     def _eval_prompt(self, ids: list[int], cancel: threading.Event | None = None,
                      on_progress: ProgressCallback | None = None, *, offset: int = 0,
@@ -441,25 +483,84 @@ class LlamaBackend:
             return False
         return True
 
-    def _shift(self, ids: list[int]) -> int:
-        """Context shift (approximate): cut an evicted middle span from the cache, shift the rest back.
+    def _shift(self, ids: list[int], cancel: threading.Event | None = None,
+               on_progress: ProgressCallback | None = None) -> tuple[int, int, int]:
+        """Context shift (approximate): keep the cached runs the prompt repeats after its common
+        prefix, moved to their new positions; evaluate the new text between them in place.
 
-        The kept tokens' KV entries were computed with the removed span in view, so the result
-        differs slightly from a full re-evaluation. Returns the number of tokens cut.
+        The kept entries were computed with other text before them, so the result differs
+        slightly from a full re-evaluation (`bench_shift_fidelity.py` measures it). Returns
+        (cached tokens cut, new tokens evaluated and kept, new tokens evaluated).
         """
         llm = self._llm
-        n = int(llm.n_tokens)
-        plan = plan_shift(llm.input_ids[:n], ids, min_kept=self.shift_min_kept)
-        if plan is None or not self.can_shift:
-            return 0
-        a, d = plan.start, plan.removed
-        ctx = llm._ctx
-        if not ctx.kv_cache_seq_rm(0, a, a + d):
-            return 0
-        ctx.kv_cache_seq_shift(0, a + d, -1, -d)
-        llm.input_ids[a : n - d] = llm.input_ids[a + d : n].copy()
-        llm.n_tokens = n - d
-        return d
+        if not self.can_shift:
+            return 0, 0, 0
+        plan = plan_reuse(llm.input_ids[: llm.n_tokens], ids, min_chunk=self.shift_min_kept,
+                          insert=self._can_insert)
+        if not plan.chunks:
+            return 0, 0, 0
+        self._move_runs(plan)
+        llm.input_ids[: plan.end] = ids[: plan.end]
+        llm.n_tokens = plan.end
+        total = plan.evaluated(len(ids))
+        kept = done = 0
+        for a, b in plan.gaps:
+            n = self._eval_between(ids[a:b], a, cancel, on_progress, done, total)
+            done += n
+            if n < b - a:  # cancelled or failed: keep only what precedes this gap
+                llm._ctx.kv_cache_seq_rm(0, a, -1)
+                llm.n_tokens = a
+                break
+            kept += n
+        return plan.cut, kept, done
+
+    def _move_runs(self, plan: ReusePlan) -> None:
+        """Drop every cached cell but the prefix and the plan's runs, then move the runs (those
+        moving back in order, then those moving on in reverse, so no two ever overlap)."""
+        ctx = self._llm._ctx
+        at = plan.prefix
+        for c in plan.chunks:
+            if c.src > at:
+                ctx.kv_cache_seq_rm(0, at, c.src)
+            at = c.src + c.length
+        ctx.kv_cache_seq_rm(0, at, -1)
+        back = [c for c in plan.chunks if c.dst < c.src]
+        on = [c for c in reversed(plan.chunks) if c.dst > c.src]
+        for c in [*back, *on]:
+            ctx.kv_cache_seq_shift(0, c.src, c.src + c.length, c.dst - c.src)
+
+    def _eval_between(self, tokens: list[int], pos: int, cancel: threading.Event | None,
+                      on_progress: ProgressCallback | None, offset: int, total: int) -> int:
+        """Evaluate `tokens` at positions `pos`.. in front of cached later ones: in the spare
+        sequence holding a copy of the prefix (llama.cpp only appends to a sequence), then
+        given to sequence 0. Returns tokens evaluated; fewer than all: cancelled or failed, and
+        none of them is kept."""
+        lc, llm = self._lc, self._llm
+        mem = llm._ctx.memory
+        step = max(1, int(llm.n_batch) if cancel is None else min(int(llm.n_batch), _CANCEL_STEP))
+        if self._gap_batch is None:
+            self._gap_batch = lc.llama_batch_init(int(llm.n_batch), 0, 1)
+        batch = self._gap_batch
+        lc.llama_memory_seq_cp(mem, 0, _SPARE_SEQ, 0, pos)
+        done = 0
+        try:
+            while done < len(tokens):
+                if cancel is not None and cancel.is_set():
+                    return done
+                chunk = tokens[done : done + step]
+                for i, tok in enumerate(chunk):
+                    batch.token[i], batch.pos[i] = tok, pos + done + i
+                    batch.n_seq_id[i], batch.seq_id[i][0], batch.logits[i] = 1, _SPARE_SEQ, False
+                batch.n_tokens = len(chunk)
+                if lc.llama_decode(llm.ctx, batch) != 0:
+                    return done
+                done += len(chunk)
+                if on_progress is not None:
+                    on_progress(offset + done, total)
+            lc.llama_memory_seq_cp(mem, _SPARE_SEQ, 0, pos, pos + done)
+            return done
+        finally:
+            lc.llama_memory_seq_rm(mem, _SPARE_SEQ, -1, -1)
 
     def _sampler(self, s: SamplerSettings, ids: list[int]) -> SamplerChain:
         """llama.cpp's sampler chain for `s`, in its configured order, primed with the prompt."""
@@ -558,4 +659,7 @@ class LlamaBackend:
     def close(self) -> None:
         """Free the model and context."""
         with self._lock:
+            if self._gap_batch is not None:
+                self._lc.llama_batch_free(self._gap_batch)
+                self._gap_batch = None
             self._llm.close()

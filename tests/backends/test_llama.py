@@ -143,6 +143,45 @@ def test_context_shift_keeps_the_tail_after_an_evicted_span(greedy, backend: Lla
     assert res.token_ids[:3] == full.token_ids[:3]
 
 
+def test_a_changed_memory_keeps_the_cached_history_after_it(greedy, backend: LlamaBackend, chat_ids) -> None:
+    """The memory before the history changes as turns are evicted: the backend evaluates the new
+    summary in place and keeps the history after it (moved), and the reply is the fresh one's."""
+    history = [
+        ("user", "Hello! What is this place?"),
+        ("assistant", "The Skerry Light. I pulled you out of the surf before the tide turned."),
+        ("user", "Who are you?"),
+        ("assistant", "Wren Halloway, keeper of the light. Nine years alone out here with the cat."),
+        ("user", "Do you have any tea?"),
+        ("assistant", "Kettle's on the stove. Mind the cat, he bites strangers. The good leaves are in the tin."),
+    ]
+    sampler = greedy.model_copy(update={"max_tokens": 8})
+
+    def prompt(message: str, turns: list[tuple[str, str]], memory: str) -> list[int]:
+        return chat_ids(message, [("system", f"[Summary: {memory}]"), *turns])
+
+    backend.reset()
+    backend.stream(prompt("What is the lamp made of?", history, "Tess arrived in a storm."),
+                   sampler=sampler).collect()
+    cached = backend.cached_ids
+    # The first exchange is evicted and the summary grows to cover it.
+    memory = "Tess arrived in a storm; Wren, the keeper, pulled her from the surf."
+    later = prompt("What is the lamp made of?", history[2:], memory)
+    kept = len(chat_ids("", history[2:])) - len(chat_ids("", []))  # the history that stays
+    res = backend.stream(later, sampler=sampler, context_shift=True).collect()
+    m = res.metrics
+    plain = common_prefix(cached, later)
+    assert m.shifted_tokens > 0  # the evicted exchange and the old summary were cut
+    assert m.reused_tokens >= plain + kept - 8  # the history after the new summary stayed cached
+    assert m.evaluated_tokens == len(later) - m.reused_tokens
+    assert m.evaluated_tokens < len(later) - plain - kept // 2
+    assert backend.cached_ids[: len(later)] == later
+    assert res.text.strip() and "\ufffd" not in res.text
+    backend.reset()
+    full = backend.stream(later, sampler=sampler).collect()
+    assert full.metrics.evaluated_tokens == len(later)
+    assert res.token_ids[:3] == full.token_ids[:3]
+
+
 def test_kv_state_saved_and_restored_in_a_new_instance(greedy, 
     backend: LlamaBackend, chat_ids, smollm_path: Path, tmp_path: Path
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rp_context.backends.shift import plan_shift
+from rp_context.backends.shift import Chunk, plan_reuse, plan_shift
 from rp_context.tokens import common_prefix
 
 
@@ -63,3 +63,70 @@ def test_any_plan_is_valid_and_at_least_as_good_as_the_true_cut(
     assert a == true_start
     if s and true_start == len(p):
         assert k >= len(s)  # the true cut is a candidate, so the best keeps at least all of S
+
+
+# -- plan_reuse: runs moved to their new places, new text between them evaluated in place --
+
+T, M, S = list(range(100, 140)), list(range(200, 260)), list(range(300, 380))
+M2, TAIL = list(range(500, 530)), [9, 9, 9]
+
+
+def test_a_changed_memory_keeps_the_history_after_it() -> None:
+    plan = plan_reuse(T + M + S + [7, 8], T + M2 + S + TAIL, min_chunk=16)
+    assert plan.prefix == len(T)
+    assert plan.chunks == (Chunk(src=len(T + M), dst=len(T + M2), length=len(S)),)
+    assert plan.gaps == [(len(T), len(T + M2))]
+    assert plan.reused == len(T + S) and plan.evaluated(len(T + M2 + S + TAIL)) == len(M2 + TAIL)
+    assert plan.cut == len(M)
+
+
+def test_without_insertion_only_cut_spans_are_planned() -> None:
+    assert plan_reuse(T + M + S, T + M2 + S + TAIL, insert=False).chunks == ()
+    plan = plan_reuse(T + M + S + [7], T + S + TAIL, insert=False)
+    assert plan.chunks == (Chunk(src=len(T + M), dst=len(T), length=len(S)),) and plan.gaps == []
+
+
+def test_a_moved_injection_is_evaluated_again_and_the_text_around_it_kept() -> None:
+    inj, x, y = list(range(600, 620)), list(range(700, 760)), list(range(800, 850))
+    plan = plan_reuse(T + inj + x + y, T + x + inj + y + [1])
+    assert [(c.src, c.dst, c.length) for c in plan.chunks] == [
+        (len(T + inj), len(T), len(x)), (len(T + inj + x), len(T + x + inj), len(y))]
+    assert plan.gaps == [(len(T + x), len(T + x + inj))]
+
+
+def test_the_last_prompt_token_is_never_reused() -> None:
+    assert plan_reuse(T + S, T + S).reused == len(T + S) - 1
+    plan = plan_reuse(T + M + S, T + S)
+    assert plan.reused == len(T + S) - 1 and plan.chunks[-1].length == len(S) - 1
+
+
+def test_runs_that_would_cross_keep_the_heavier() -> None:
+    a, b = list(range(600, 700)), list(range(700, 720))
+    plan = plan_reuse(T + a + b, T + b + a + TAIL)
+    assert [(c.src, c.length) for c in plan.chunks] == [(len(T), len(a))]
+
+
+@settings(max_examples=200, deadline=None)
+@given(c=st.lists(st.integers(0, 3), max_size=60), p=st.lists(st.integers(0, 3), min_size=1, max_size=60),
+       k=st.integers(2, 6), insert=st.booleans())
+def test_any_reuse_plan_is_valid(c: list[int], p: list[int], k: int, insert: bool) -> None:
+    plan = plan_reuse(c, p, min_chunk=k, insert=insert)
+    assert c[: plan.prefix] == p[: plan.prefix] and plan.prefix <= len(p) - 1
+    at_c = at_p = plan.prefix
+    for ch in plan.chunks:
+        assert ch.length >= k and ch.src >= at_c and ch.dst >= at_p
+        assert c[ch.src : ch.src + ch.length] == p[ch.dst : ch.dst + ch.length]
+        at_c, at_p = ch.src + ch.length, ch.dst + ch.length
+    assert plan.end <= len(p) - 1 and plan.reused + plan.evaluated(len(p)) == len(p)
+    if not insert:
+        assert plan.gaps == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(n=st.integers(1, 40), d=st.integers(0, 40), m=st.integers(0, 40), s=st.integers(0, 80))
+def test_the_true_edit_is_found(n: int, d: int, m: int, s: int) -> None:
+    """Distinct tokens: prefix, a replaced span, then the kept text; it is all reused."""
+    head, old, new, kept = (list(range(b, b + x)) for b, x in ((0, n), (1000, d), (2000, m), (3000, s)))
+    plan = plan_reuse(head + old + kept, head + new + kept + [9], min_chunk=16)
+    moved = bool(d or m)  # the kept text moved, so it is reused only as a run of >= 16 tokens
+    assert plan.reused == (n + s if s >= 16 or not moved else n)
