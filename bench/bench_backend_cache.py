@@ -46,9 +46,9 @@ from _common import (
 )
 
 from rp_context.backends.llama import LlamaBackend
-from rp_context.budget import FittedPrompt, request_ids
+from rp_context.budget import FittedPrompt
 from rp_context.chat import Chat, ChatMessage
-from rp_context.memory import memory_due, store_memory, stored_memories, summary_segments
+from rp_context.memory import memory_due, store_memory, stored_memories, summary_request
 from rp_context.pipeline import Setup, build_prompt, load_setup
 
 TARGET_TTFT_RATIO = 5.0
@@ -123,10 +123,10 @@ def write_memory(backend: LlamaBackend, chat: Chat, fitted: FittedPrompt, setup:
     policy = setup.budget
     if not memory_due(fitted, stored_memories(chat.messages), policy, len(chat.messages)):
         return
-    ask, stop = request_ids(fitted, summary_segments(fitted, policy), tok)  # type: ignore[arg-type]
-    backend.stream(ask, sampler=setup.sampler.model_copy(update={"max_tokens": 1}), stop=stop).collect()
+    req = summary_request(fitted, policy, tok)
+    backend.stream(req.ids, sampler=setup.sampler.model_copy(update={"max_tokens": 1}), stop=req.stop).collect()
     store_memory(chat, stand_in_summary(policy.memory_length, len(chat.messages)),
-                 covers=chat.messages[-1].id, front=fitted.report.front)
+                 covers=req.covers, front=fitted.report.front)
 
 
 def main() -> int:

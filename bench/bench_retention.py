@@ -54,9 +54,9 @@ from _common import (
 )
 
 from rp_context.backends.shift import MIN_CHUNK, plan_reuse
-from rp_context.budget import common_prefix, request_ids
+from rp_context.budget import common_prefix
 from rp_context.errors import BudgetError
-from rp_context.memory import memory_due, store_memory, stored_memories, summary_segments
+from rp_context.memory import memory_due, store_memory, stored_memories, summary_request
 from rp_context.pipeline import build_prompt, load_setup
 
 POLICIES = ("sillytavern", "cache-stable", "full-window")
@@ -151,8 +151,8 @@ def simulate(policy_name: str, group: bool, n_ctx: int, turns: int, tok: Any,
         # after the reply: the session writes a summary when it is due
         mems = stored_memories(now.messages)
         if memory_due(fitted, mems, policy, len(now.messages)):
-            ask, _ = request_ids(fitted, summary_segments(fitted, policy), tok)
-            extra, _ = cache.request(ask, False)  # summarize() sends it without a shift
+            req = summary_request(fitted, policy, tok)
+            extra, _ = cache.request(req.ids, False)  # summarize() sends it without a shift
             if prev is not None:
                 run.reeval[-1] += extra
                 run.summary += extra
@@ -160,7 +160,7 @@ def simulate(policy_name: str, group: bool, n_ctx: int, turns: int, tok: Any,
                 text = _real_summary(backend, fitted, tok, setup, run)
             else:
                 text = stand_in_summary(policy.memory_length, n)
-            store_memory(chat, text, covers=now.messages[-1].id, front=r.front)
+            store_memory(chat, text, covers=req.covers, front=r.front)
             run.memory_writes += 1
         prev = fitted
     return run
@@ -174,7 +174,7 @@ def _real_summary(backend: Any, fitted: Any, tok: Any, setup: Any, run: Run) -> 
     one = setup.sampler.model_copy(update={"max_tokens": 1})
     backend.stream(fitted.ids, sampler=one, context_shift=True).collect()
     t = time.perf_counter()
-    text = summarize(backend, fitted, tok, setup.budget, setup.sampler)
+    text, _ = summarize(backend, fitted, tok, setup.budget, setup.sampler)
     run.summary_seconds.append(time.perf_counter() - t)
     m = backend.last_result.metrics
     run.summary_tokens.append((m.evaluated_tokens or 0, m.generated_tokens))

@@ -29,6 +29,8 @@ __all__ = [
     "choose_memory",
     "memory_text",
     "memory_due",
+    "SummaryRequest",
+    "summary_request",
     "summary_segments",
     "summarize",
     "store_memory",
@@ -124,28 +126,53 @@ def summary_segments(fitted: FittedPrompt, policy: BudgetPolicy) -> list[Segment
     return [*keep, ask, header]
 
 
-def summarize(backend: Any, fitted: FittedPrompt, counter: Any, policy: BudgetPolicy,
-              sampler: Any) -> str:
-    """Ask the model for the summary (blocking; run it after the reply is shown)."""
+@dataclass(frozen=True)
+class SummaryRequest:
+    """The summary request as sent: its token ids and stop strings, the newest message it shows
+    (the summary covers up to there), and how long the summary may be."""
+
+    ids: list[int]
+    stop: list[str]
+    covers: str
+    max_tokens: int
+
+
+def summary_request(fitted: FittedPrompt, policy: BudgetPolicy, counter: Any) -> SummaryRequest:
+    """The classic summary request for `fitted`, its newest messages left out while the summary
+    would not fit beside it (the prompt stays a prefix of the cached one; a later summary covers
+    them). BudgetError when not even the oldest kept message leaves room."""
     from .budget import request_ids
+    from .errors import BudgetError
 
-    ids, stop = request_ids(fitted, summary_segments(fitted, policy), counter)
-    n = min(policy.memory_length, max(16, int(policy.memory_share * fitted.report.budget)),
-            fitted.report.n_ctx - len(ids))
-    if n < 16:
-        from .errors import BudgetError
+    want = min(policy.memory_length, max(16, int(policy.memory_share * fitted.report.budget)))
+    segments = summary_segments(fitted, policy)
+    while True:
+        ids, stop = request_ids(fitted, segments, counter)
+        room = fitted.report.n_ctx - len(ids)
+        shown = [i for i, s in enumerate(segments) if s.kind == SegmentKind.CHAT_MESSAGE]
+        if shown and (room >= want or (room >= 16 and len(shown) == 1)):
+            covers = segments[shown[-1]].message_id or ""
+            return SummaryRequest(ids, stop, covers, min(want, room))
+        if len(shown) <= 1:
+            raise BudgetError(f"no room for a summary: the request is {len(ids)} tokens of "
+                              f"{fitted.report.n_ctx}")
+        del segments[shown[-1]]
 
-        raise BudgetError(f"no room for a summary: the request is {len(ids)} tokens of "
-                          f"{fitted.report.n_ctx}")
-    settings = sampler.model_copy(update={"max_tokens": n}) if sampler is not None else None
-    stream = backend.stream(ids, sampler=settings, stop=stop)
+
+def summarize(backend: Any, fitted: FittedPrompt, counter: Any, policy: BudgetPolicy,
+              sampler: Any) -> tuple[str, str]:
+    """Ask the model for the summary (blocking; run it after the reply is shown); returns the
+    summary and the id of the newest message it covers."""
+    request = summary_request(fitted, policy, counter)
+    settings = sampler.model_copy(update={"max_tokens": request.max_tokens}) if sampler is not None else None
+    stream = backend.stream(request.ids, sampler=settings, stop=request.stop)
     text = ""
     try:
         for piece in stream:
             text += piece
     finally:
         stream.close()
-    return _clean(text)
+    return _clean(text), request.covers
 
 
 def _clean(text: str) -> str:

@@ -409,14 +409,15 @@ class ChatSession:
                 or not self.setup.budget.memory or not (force or self.memory_due(fitted))):
             return None
         try:
-            text = summarize(self.backend, fitted, self.counter, self.setup.budget, self.setup.sampler)
+            text, covers = summarize(self.backend, fitted, self.counter, self.setup.budget,
+                                     self.setup.sampler)
         except (RPContextError, OSError, RuntimeError) as exc:
             self.memory_error = str(exc)
             return None
         if not text:
             return None
         self.memory_error = None
-        store_memory(self.chat, text, covers=self.chat.messages[-1].id, front=fitted.report.front)
+        store_memory(self.chat, text, covers=covers, front=fitted.report.front)
         self.save()
         return text
 

@@ -154,3 +154,27 @@ def test_render_json_shows_the_memory(repo_dir, tmp_path, capsys) -> None:
     assert d["retention"]["turns_covered_by_memory"] > 0
     assert d["sections"]["memory"] > 0
     assert path.read_bytes() == before  # render never writes a summary
+
+
+def test_a_full_window_leaves_the_newest_messages_out_of_the_summary_request(repo_dir, tiktoken_counter) -> None:
+    """With the window nearly full (the app at 1,024 tokens), the summary request drops its newest
+    messages until the summary fits beside it, stays a prefix of the reply prompt's history, and
+    covers only the messages it showed; a later summary covers the rest."""
+    from rp_context.memory import summary_request
+
+    chat = synthetic_chat(60, seed=2)
+    policy = BudgetPolicy(memory_length=200, memory_share=0.25)
+    fitted = _fit(repo_dir, tiktoken_counter, chat, 1024, policy)
+    assert fitted.report.tokens + 200 > fitted.report.n_ctx  # the whole prompt leaves no room
+    req = summary_request(fitted, policy, tiktoken_counter)
+    assert len(req.ids) + req.max_tokens <= fitted.report.n_ctx and req.max_tokens == 200
+    kept = [s.message_id for s in fitted.segments if s.kind == SegmentKind.CHAT_MESSAGE]
+    assert req.covers in kept and req.covers != kept[-1]
+    shown = kept[: kept.index(req.covers) + 1]
+    text = tiktoken_counter.detokenize(req.ids)
+    assert all(chat.find(i).text in text for i in shown)
+    assert chat.find(kept[-1]).text not in text
+    short = BudgetPolicy(memory_length=16)  # a summary short enough to fit beside the prompt
+    wide = _fit(repo_dir, tiktoken_counter, chat, 2048, short)
+    newest = [s.message_id for s in wide.segments if s.kind == SegmentKind.CHAT_MESSAGE][-1]
+    assert summary_request(wide, short, tiktoken_counter).covers == newest

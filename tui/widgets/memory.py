@@ -62,6 +62,9 @@ class MemoryPanel(Vertical):
             title = f"Memory · {memory.get('covers', '?')} messages · {where}"
         self.query_one(".title", Static).update(title)
         shown = self.text if len(self.text) <= 400 else self.text[:399] + "…"
+        error = getattr(session, "memory_error", None)
+        if error:  # the last summary could not be written: say why, under what is kept
+            shown = f"{shown}\n(The last summary could not be written: {error})".strip()
         self.query_one("#memory-text", Static).update(shown or EMPTY)
 
     def save(self, session: Any, text: str) -> bool:
