@@ -31,9 +31,11 @@ def test_a_long_chat_gets_a_memory_that_survives_reopening(repo_dir, tmp_path) -
     assert fitted.report.dropped and fitted.report.eviction == "shift"
     mem = session.memory
     assert mem is not None and mem["text"].strip(), session.memory_error
-    assert mem["message_id"] == session.chat.messages[-1].id  # stored on the newest message
+    # stored on the newest message the summary request showed: one the reply's prompt kept
+    kept = [s.message_id for s in fitted.segments if s.kind.value == "chat_message"]
+    assert mem["message_id"] in kept and mem["message_id"] != turn.message.id
     on_disk = load_chat(path).chat
-    assert on_disk.messages[-1].extra[MEMORY_KEY] == mem["text"]
+    assert on_disk.message(mem["message_id"]).extra[MEMORY_KEY] == mem["text"]
 
     # quit and reopen: the memory is read back, and shows once the front has moved
     again = ChatSession.open(cards=[card], chat_path=path, n_ctx=2048, backend=session.backend,
