@@ -57,6 +57,9 @@ class MacroContext:
     mark: tuple[str, str] | None = None
     """When set, every value a macro puts in (a name, a field, a roll...) comes out between these
     two markers, so structural text (the story string) can tokenize the values as content."""
+    memo: MutableMapping[tuple[object, ...], str] | None = None
+    """Caller-owned store of expansions that read only the text, names, fields, `original`, model
+    and markers (no roll, random, pick or time macro ran): the same key expands the same way."""
 
 
 def _v(ctx: MacroContext, value: str) -> str:
@@ -80,7 +83,26 @@ def _word(name: str) -> re.Pattern[str]:
 
 
 def expand_macros(text: str, ctx: MacroContext) -> str:
-    """Expand every macro in `text` in SillyTavern's order; unknown `{{macros}}` stay as they are."""
+    """Expand every macro in `text` in SillyTavern's order; unknown `{{macros}}` stay as they are.
+    With `ctx.memo`, an expansion that ran no frozen or seeded macro is stored and reused."""
+    if not text or ctx.memo is None:
+        return _expand(text, ctx, None)
+    key = (text, ctx.user, ctx.char, ctx.group, tuple(ctx.fields.items()), ctx.original, ctx.model, ctx.mark)
+    hit = ctx.memo.get(key)
+    if hit is not None:
+        return hit
+    counter: list[_Counter] = []
+    out = _expand(text, ctx, counter)
+    if not counter or not counter[0].seen:  # no roll, random, pick or time macro: pure
+        if len(ctx.memo) > 4096:
+            ctx.memo.clear()
+        ctx.memo[key] = out
+    return out
+
+
+def _expand(text: str, ctx: MacroContext, used: list[_Counter] | None) -> str:
+    """`expand_macros`' work; `used` receives the occurrence counter (its `seen` is empty when
+    no macro read the clock, the frozen values or a seed)."""
     if not text:
         return text
     text = (
@@ -93,6 +115,8 @@ def expand_macros(text: str, ctx: MacroContext) -> str:
     if "{{" not in text:
         return text
     counter = _Counter(text)
+    if used is not None:
+        used.append(counter)
     text = _ROLL.sub(
         lambda m: _v(ctx, _frozen(ctx, counter, "roll", m.group(0), lambda: _roll(m.group(1), _rng(ctx, counter, m.group(0))))),
         text,

@@ -54,7 +54,7 @@ def assemble(
                   settings or AssemblySettings(), mode, counter, max_context, now)
     cache = cache if cache is not None else AssemblyCache()
     warnings: list[str] = []
-    ident = resolve_identity(req, speaker, warnings)                   # 1 identity
+    ident = resolve_identity(req, speaker, warnings, cache.macros)     # 1 identity
     card = card_texts(req, ident)                                      # 2 card and preset texts
     texts = chat_texts(req, ident, cache)                              # 3 message texts
     lore = activate_lore(req, ident, texts)                            # 4 world info

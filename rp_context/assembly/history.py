@@ -89,6 +89,8 @@ class AssemblyCache:
         """Message id → (text sent, its name, its role, the user's name, its segment)."""
         self._last_texts: _LastTexts | None = None
         self._last_segments: _LastSegments | None = None
+        self.macros: dict[tuple[object, ...], str] = {}
+        """Card, preset and lore texts whose macro expansion is pure (`MacroContext.memo`)."""
 
     def texts(self, visible: Sequence[ChatMessage], who: ChatIdentity, *, now: datetime | None,
               warnings: list[str], fmt: ReasoningFormat | None = None

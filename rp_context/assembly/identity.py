@@ -13,9 +13,10 @@ from .model import Identity, Request
 __all__ = ["resolve_identity"]
 
 
-def resolve_identity(req: Request, speaker: str | None, warnings: list[str]) -> Identity:
+def resolve_identity(req: Request, speaker: str | None, warnings: list[str],
+                     memo: dict[tuple[object, ...], str] | None = None) -> Identity:
     """Who is in the chat and who speaks next (default: the first member); a typed error when
-    there is no card or the speaker has none."""
+    there is no card or the speaker has none. `memo` keeps pure macro expansions across turns."""
     if not req.cards:
         raise RPContextError("assemble needs at least one card")
     by_name: dict[str, Card] = {}
@@ -40,6 +41,7 @@ def resolve_identity(req: Request, speaker: str | None, warnings: list[str]) -> 
         frozen_before=frozen_before,
         clock=_clock(req.now, who.created),
         warnings=warnings,
+        memo=memo,
     )
 
 

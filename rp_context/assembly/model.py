@@ -171,6 +171,8 @@ class Identity:
     clock: Callable[[], datetime]
     warnings: list[str]
     """Where every stage says what it left out or could not read (shared, in order)."""
+    memo: dict[tuple[object, ...], str] | None = None
+    """The chat's store of pure macro expansions (`MacroContext.memo`, `AssemblyCache.macros`)."""
 
     @property
     def user(self) -> str:
@@ -201,6 +203,7 @@ class Identity:
             seed=f"{self.who.chat_id}:card",
             warnings=self.warnings,  # macros out of range are left as text and said here
             original=original,
+            memo=self.memo,
         )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..cards.model import Lorebook
 from ..macros import MacroContext, expand_macros
-from ..tokens import TokenCounter
+from ..tokens import CountCache, TokenCounter
 from .entries import LOGIC_NAMES, PreparedEntry, prepare_entries
 from .matching import REGEX_TIMEOUT_S, KeyMatcher, ScanBuffer, ScanMessage
 from .result import DecisionStatus, FiredEntry, LoreDecision, WorldInfoResult
@@ -68,6 +68,9 @@ class _Scan:
         self.buffer = buffer
         self.settings = settings
         self.counter = counter
+        held = getattr(counter, "counts", None)
+        self.count = held.count if isinstance(held, CountCache) else counter.count
+        """Tokens of a text: the counter's own table of counts by text when it keeps one."""
         self.budget = budget
         self.seed = seed
         self.macro_ctx = macro_ctx
@@ -338,7 +341,7 @@ class _Scan:
                     continue
                 reason = f"{reason}; probability roll {roll:.0f} <= {entry.probability:g}"
             content = self.macro(entry.content)
-            tokens = self.counter.count(content + "\n") if content else 0
+            tokens = self.count(content + "\n") if content else 0
             if not entry.ignore_budget and self.used + tokens >= self.budget:
                 self.overflowed = True
                 self.decide(
