@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -159,9 +159,13 @@ class _PartsMixin:
         return CountCache(self)  # type: ignore[arg-type]
 
     def tokenize_parts(self, parts: Iterable[TextPart]) -> list[int]:
-        # Content without any special-token text tokenizes the same either way, so it joins the
-        # structural run around it: the result equals one pass over the text, except where
-        # content really contains special-token text, which is then kept as plain text.
+        return self._parts_ids(parts, lambda text: self.tokenize(text, special=True))
+
+    def _parts_ids(self, parts: Iterable[TextPart], run_ids: Callable[[str], list[int]]) -> list[int]:
+        """Token ids of `parts`, structural runs tokenized by `run_ids`. Content without any
+        special-token text tokenizes the same either way, so it joins the structural run around
+        it: the result equals one pass over the text, except where content really contains
+        special-token text, which is then kept as plain text."""
         pattern = self._special_pattern()
         ids: list[int] = []
         run: list[str] = []
@@ -172,11 +176,11 @@ class _PartsMixin:
                 run.append(part.text)
                 continue
             if run:
-                ids.extend(self.tokenize("".join(run), special=True))
+                ids.extend(run_ids("".join(run)))
                 run = []
             ids.extend(self.tokenize(part.text, special=False))
         if run:
-            ids.extend(self.tokenize("".join(run), special=True))
+            ids.extend(run_ids("".join(run)))
         return ids
 
     def _splits_before(self, token_text: str) -> bool:
@@ -190,45 +194,28 @@ class _PartsMixin:
         by its text in `cache`. A boundary is used only where the token is known to split alone
         (`_splits_before`) and the piece's ids start with that token; otherwise the run is
         tokenized in one pass, so the result always equals `tokenize_parts`."""
+        return self._parts_ids(parts, lambda text: self._run_ids_cached(text, cache))
+
+    def _run_ids_cached(self, text: str, cache: dict[str, list[int]]) -> list[int]:
+        """One structural run's ids, cut before its special tokens and cached piece by piece."""
         pattern = self._special_pattern()
-        ids: list[int] = []
-        run: list[str] = []
-
-        def flush() -> None:
-            text = "".join(run)
-            run.clear()
-            if pattern is None:
-                ids.extend(self.tokenize(text, special=True))
-                return
-            cuts = [m.start() for m in pattern.finditer(text)
-                    if m.start() > 0 and self._splits_before(m.group())]
-            pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
-            out: list[int] = []
-            for i, piece in enumerate(pieces):
-                got = cache.get(piece)
-                if got is None:
-                    got = self.tokenize(piece, special=True)
-                    if i and (not got or self._piece_head(piece) != got[0]):
-                        ids.extend(self.tokenize(text, special=True))  # boundary not clean
-                        return
-                    if len(cache) > 100_000:
-                        cache.clear()
-                    cache[piece] = got
-                out.extend(got)
-            ids.extend(out)
-
-        for part in parts:
-            if not part.text:
-                continue
-            if part.special or pattern is None or not pattern.search(part.text):
-                run.append(part.text)
-                continue
-            if run:
-                flush()
-            ids.extend(self.tokenize(part.text, special=False))
-        if run:
-            flush()
-        return ids
+        if pattern is None:
+            return self.tokenize(text, special=True)
+        cuts = [m.start() for m in pattern.finditer(text)
+                if m.start() > 0 and self._splits_before(m.group())]
+        pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+        out: list[int] = []
+        for i, piece in enumerate(pieces):
+            got = cache.get(piece)
+            if got is None:
+                got = self.tokenize(piece, special=True)
+                if i and (not got or self._piece_head(piece) != got[0]):
+                    return self.tokenize(text, special=True)  # boundary not clean
+                if len(cache) > 100_000:
+                    cache.clear()
+                cache[piece] = got
+            out.extend(got)
+        return out
 
     def _piece_head(self, piece: str) -> int | None:
         """The id of the special token a cut piece starts with."""
