@@ -39,7 +39,6 @@ __all__ = [
     "logs_dir",
     "chat_folder",
     "new_chat_path",
-    "latest_chat",
 ]
 
 
@@ -180,7 +179,3 @@ def new_chat_path(name: str, when: _dt.datetime | None = None, *, stem: str | No
     """A new chat file for a character or group, named as SillyTavern names them."""
     return chatfolder.new_chat_path(chat_folder(name), stem or name, when)
 
-
-def latest_chat(name: str) -> Path | None:
-    """The most recently changed chat of a character or group, if any."""
-    return chatfolder.latest_chat(chat_folder(name))
