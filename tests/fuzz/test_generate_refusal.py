@@ -4,21 +4,12 @@ chat that a macro once broke still renders and generates (issue 17), with the re
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _cli import run_cli
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.model
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "rp_context.cli", *args], capture_output=True, text=True,
-                          cwd=REPO, env=env, timeout=600)
 
 
 def _chat(path: Path) -> bytes:
@@ -36,7 +27,7 @@ def test_a_refusal_writes_nothing(tmp_path: Path, smollm_path: Path) -> None:
     chat = tmp_path / "chat.jsonl"
     before = _chat(chat)
     for _ in range(2):  # a retry does not append a second copy either
-        proc = _cli("generate", "--card", str(card), "--chat", str(chat), "--context", "1024",
+        proc = run_cli("generate", "--card", str(card), "--chat", str(chat), "--context", "1024",
                     "--model", str(smollm_path), "--max-tokens", "4", "-m", "Are you there?")
         assert proc.returncode == 2, proc.stderr
         assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
@@ -50,11 +41,11 @@ def test_a_bricking_macro_is_text_and_the_chat_goes_on(tmp_path: Path, smollm_pa
     _chat(chat)
     bad = "{{time_UTC+99999999}} {{roll:1d" + "9" * 5000 + "}}"
     for message in (bad, "And now?"):
-        proc = _cli("generate", "--card", str(card), "--chat", str(chat), "--model", str(smollm_path),
+        proc = run_cli("generate", "--card", str(card), "--chat", str(chat), "--model", str(smollm_path),
                     "--max-tokens", "4", "--seed", "1", "-m", message)
         assert proc.returncode == 0, proc.stderr
     lines = [json.loads(x) for x in chat.read_text().splitlines()[1:]]
     users = [x["mes"] for x in lines if x.get("is_user")]
     assert users == [bad, "And now?"]  # each once, never duplicated
-    proc = _cli("render", "--card", str(card), "--chat", str(chat), "--preset", "chatml")
+    proc = run_cli("render", "--card", str(card), "--chat", str(chat), "--preset", "chatml")
     assert proc.returncode == 0 and "{{time_UTC+99999999}}" in proc.stdout, proc.stderr

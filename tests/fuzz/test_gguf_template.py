@@ -3,22 +3,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _cli import run_cli
 from _gguf import with_metadata_string
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.model
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "rp_context.cli", *args], capture_output=True, text=True,
-                          cwd=REPO, env=env, timeout=600)
 
 
 @pytest.mark.parametrize(("template", "why"), [
@@ -28,15 +20,15 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_model_with_a_hostile_template_still_loads(tmp_path: Path, smollm_path: Path, template: str,
                                                    why: str) -> None:
     model = with_metadata_string(smollm_path, tmp_path / "hostile.gguf", "tokenizer.chat_template", template)
-    info = _cli("model", "info", str(model))
+    info = run_cli("model", "info", str(model))
     assert info.returncode == 0, info.stderr
     assert "Traceback" not in info.stderr
     card = REPO / "cards" / "wren-halloway.json"
     chat = tmp_path / "c.jsonl"
     chat.write_text('{"user_name": "User", "character_name": "Wren", "create_date": "x", "chat_metadata": {}}\n'
                     '{"name": "User", "is_user": true, "mes": "Hello?", "send_date": "x"}\n')
-    proc = _cli("render", "--card", str(card), "--chat", str(chat), "--model", str(model), "--json")
+    proc = run_cli("render", "--card", str(card), "--chat", str(chat), "--model", str(model), "--json")
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
-    check = _cli("template", "check", str(model))
+    check = run_cli("template", "check", str(model))
     assert why in check.stdout + check.stderr, check.stdout + check.stderr
