@@ -13,7 +13,7 @@ from typing import Any
 from .assembly import AssembledPrompt, AssemblyCache, AssemblySettings, assemble
 from .budget import BudgetCache, FittedPrompt, fit_prompt
 from .cards import Card, GroupRoster, Persona, load_card, load_persona, load_roster
-from .chat import Chat, ChatHeader, Opening, load_chat, st_timestamp
+from .chat import Chat, ChatHeader, Opening, load_chat
 from .chatcontext import chat_id
 from .errors import PresetError
 from .flatten import Mode
@@ -157,6 +157,9 @@ def load_cast(
 def new_chat(cast: Cast, *, user: str = "User", greeting: int = 0) -> Chat:
     """A new chat: the first card's greeting `greeting` with its other greetings as swipes, or in
     a group each member's greeting (picked by a seed from the new chat's id)."""
+    # looked up per call: the app's snapshot tests freeze the clock in rp_context.chat
+    from .chat import st_timestamp
+
     header = ChatHeader(user_name=user, character_name=cast.cards[0].data.name, create_date=st_timestamp())
     chat = Chat(header=header, messages=[])
     chat.start(cast.openings(greeting, seed=chat_id(chat)))
