@@ -152,7 +152,8 @@ class BudgetReport(BaseModel):
         return report
 
 
-_DEFERRED = ("sections", "kinds", "structure_tokens", "structure_percent", "history_share", "segments")
+_DEFERRED = ("sections", "kinds", "structure_tokens", "structure_percent", "history_share", "segments",
+             "dropped")
 
 
 @dataclass
@@ -233,6 +234,7 @@ class _Counts:
         self.count_parts = self.text.count_parts
         self.pieces = self.text.pieces
         self.memos: dict[tuple[Any, ...], dict[int, tuple[Any, ...]]] = {}
+        self.front = _Front()
         self._rules: dict[tuple[Any, ...], tuple[TurnCosts, int, int]] = {}
 
     def rules(self, assembled: AssembledPrompt) -> tuple[TurnCosts, int, int]:
@@ -259,6 +261,27 @@ class _Counts:
                 self.memos.clear()
             m = self.memos[key] = {}
         return m
+
+
+class _Front:
+    """What the history before the planned window holds (its messages, whether any segment is
+    pinned), kept across turns: a chat's front only grows, so a turn reads only the segments
+    added to it since the last one (the rest is compared by identity, in C)."""
+
+    def __init__(self) -> None:
+        self.segs: list[Segment] = []
+        self.messages = 0
+        self.pinned = False
+
+    def update(self, older: list[Segment]) -> _Front:
+        n = len(self.segs)
+        if n > len(older) or older[:n] != self.segs:
+            n, self.messages, self.pinned = 0, 0, False
+        new = older[n:]
+        self.messages += list(map(_KIND, new)).count(_MESSAGE)
+        self.pinned = self.pinned or any(map(_PINNED, new))
+        self.segs = older
+        return self
 
 
 def _measure_rules(a: AssembledPrompt, speaker: str, count: Any, count_parts: Any
@@ -365,42 +388,50 @@ def _plan(assembled: AssembledPrompt, counts: _Counts, policy: BudgetPolicy, bud
     if fixed_tokens > budget:
         raise BudgetError(_overflow_message(budget, fixed_tokens), _section_breakdown(head + tail, cost))
     base = fixed_tokens + (example_tokens if policy.examples != "never" else 0)
-    start = _window_start(history, cost, budget, policy)
+    start, costs = _window_start(history, cost, budget, policy, counts.front)
     older = None
     if start:
         older = _Turn(history[:start], "user")
         history = history[start:]
-    cost.prepare(history)
+    cost.prepare(history, costs)
     plan = _Layout(assembled, cost, budget, head, history, tail, examples, fixed_tokens,
                    example_tokens, base, _plain_total(history, cost), older)
     if older is not None:
-        plan.older_messages = list(map(_KIND, older.segs)).count(_MESSAGE)
+        plan.older_messages = counts.front.messages
         plan.older_at = older_at
     return plan
 
 
-def _window_start(history: list[Segment], cost: _Costs, budget: int, policy: BudgetPolicy) -> int:
+def _window_start(history: list[Segment], cost: _Costs, budget: int, policy: BudgetPolicy,
+                  front: _Front) -> tuple[int, list[tuple[int, int, int]] | None]:
     """Where the history the reductions must see starts: 0, or a user message (which starts a
     turn in every grouping) after which unpinned text alone is well over the budget, so every
     turn before it is evicted whatever the reductions do. Walked from the newest message, so the
-    cost is what fits in the window, not the chat's length. Chunked eviction fixes its grid from
-    the oldest turn and sees everything; older pinned turns would stay, so they do too."""
+    cost is what fits in the window, not the chat's length; the costs it priced on the way come
+    back with it (newest first). Chunked eviction fixes its grid from the oldest turn and sees
+    everything; older pinned turns would stay, so they do too."""
     if policy.eviction == "chunked":
-        return 0
+        return 0, None
     need = budget * 1.25 + 64  # the content alone: every reduction's cost lies above ~0.9x of it
     seen = 0
     i = len(history)
+    seg = cost.seg
+    costs: list[tuple[int, int, int]] = []
     while i > 0 and seen <= need:
         i -= 1
-        if not history[i].pinned:
-            seen += cost.seg(history[i])[0]
+        s = history[i]
+        c = seg(s)
+        costs.append(c)
+        if not s.pinned:
+            seen += c[0]
     if seen <= need:
-        return 0
+        return 0, costs
     while i > 0 and not _starts_turn(history[i]):
         i -= 1
-    if i == 0 or any(map(_PINNED, history[:i])):
-        return 0
-    return i
+        costs.append(seg(history[i]))
+    if i == 0 or front.update(history[:i]).pinned:
+        return 0, costs
+    return i, costs
 
 
 def _starts_turn(s: Segment) -> bool:
@@ -773,14 +804,22 @@ _FULL, _MARKERS, _CONTENT = Tier.FULL, Tier.MARKERS, Tier.CONTENT
 
 
 def _split(segs: list[Segment]) -> tuple[list[Segment], list[Segment], list[Segment]]:
-    """Head (story, examples, chat start), history (messages and injections), tail (PHI, header)."""
+    """Head (story, examples, chat start), history (messages and injections), tail (PHI, header).
+
+    The head is found from the front and the tail from the back: a long chat's thousands of
+    history segments in between are never read."""
     first_hist = next(
         (i for i, s in enumerate(segs) if s.kind in _HISTORY_KINDS
          or (s.block or "").startswith("inject:")),
         None,
     )
-    kinds = list(map(_KIND, segs))  # searched in C: a long chat has thousands of segments
-    tail_start = min((kinds.index(k) for k in _TAIL_KINDS if k in kinds), default=len(segs))
+    tail_start = len(segs)
+    for i in range(len(segs) - 1, -1, -1):  # back to the newest history segment
+        kind = segs[i].kind
+        if kind in _HISTORY_KINDS:
+            break
+        if kind in _TAIL_KINDS:
+            tail_start = i
     if first_hist is None or first_hist > tail_start:
         first_hist = tail_start
     return segs[:first_hist], segs[first_hist:tail_start], segs[tail_start:]
@@ -1055,20 +1094,15 @@ class _Costs:
         key = (id(t), t.name, self.rules.group, self.rules.user, self.rules.char if named else None)
         self.memo = counts.memo(key)
 
-    def prepare(self, history: list[Segment]) -> None:
+    def prepare(self, history: list[Segment], newest: list[tuple[int, int, int]] | None = None) -> None:
         """Count every history segment once: message segments are reused across turns, so their
         costs are kept per segment object (per template and chat) and a turn counts only what
-        is new."""
-        texts: list[int] = []
-        names: list[int] = []
-        labels: list[int] = []
+        is new. `newest`: the costs of the history's last segments, newest first, already priced."""
+        known = newest or []
         seg = self.seg
-        for s in history:
-            text, name, label = seg(s)
-            texts.append(text)
-            names.append(name)
-            labels.append(label)
-        self.texts, self.names, self.labels = texts, names, labels
+        costs = [seg(s) for s in history[:len(history) - len(known)]]
+        costs += reversed(known[:len(history)])
+        self.texts, self.names, self.labels = ([c[k] for c in costs] for k in range(3))
 
     def seg(self, s: Segment) -> tuple[int, int, int]:
         """(text, name, label) tokens of one history segment, from the memo when seen before."""
@@ -1194,9 +1228,16 @@ def _report(*, final_segments: list[Segment], flat: FlatPrompt, ids: list[int], 
     assembled, budget, counter = plan.assembled, plan.budget, counts.counter
     total = len(ids)
     stripped = {s.message_id: s.tier.value for s in final_segments
-                if s.message_id and s.tier in (Tier.MARKERS, Tier.CONTENT)}
-    dropped = [mid for t in outcome.evicted for mid in t.message_ids]
-    gone = set(dropped)
+                if s.message_id and s.tier in (Tier.MARKERS, Tier.CONTENT)
+                } if "stripping" in outcome.reductions else {}
+    # messages before the planned history are all evicted: counted by the plan, listed on read
+    older = plan.older if plan.older is not None and plan.older in outcome.evicted else None
+    gone_here = [mid for t in outcome.evicted if t is not older for mid in t.message_ids]
+    gone = set(gone_here)
+    n_dropped = (plan.older_messages if older is not None else 0) + len(gone_here)
+
+    def dropped() -> list[str]:
+        return [*(older.message_ids if older is not None else ()), *gone_here]
 
     def tallies() -> dict[str, Any]:
         seg_tokens, kinds, sections, content_tokens = _tally(final_segments, flat, counts)
@@ -1206,11 +1247,12 @@ def _report(*, final_segments: list[Segment], flat: FlatPrompt, ids: list[int], 
         return {"sections": sections, "kinds": kinds, "structure_tokens": structure,
                 "structure_percent": round(100.0 * structure / total, 2) if total else 0.0,
                 "history_share": round(history / total, 4) if total else 0.0,
-                "segments": _segment_rows(plan, final_segments, seg_tokens, gone, stripped)}
+                "segments": _segment_rows(plan, final_segments, seg_tokens, gone, stripped),
+                "dropped": dropped()}
 
     lore_rows = [d.model_dump(mode="json") if hasattr(d, "model_dump") else dict(getattr(d, "__dict__", {}))
                  for d in getattr(assembled.lore, "decisions", []) or []]
-    front, front_index, covered, memory = _retention(plan, outcome, final_segments, dropped, gone)
+    front, front_index, covered, memory = _retention(plan, outcome, final_segments, n_dropped, gone)
     # built without validation; the tallies only when read
     return BudgetReport._lazy(
         tallies,
@@ -1224,13 +1266,12 @@ def _report(*, final_segments: list[Segment], flat: FlatPrompt, ids: list[int], 
         batched=outcome.batched,
         consolidated=outcome.consolidated,
         stripped=stripped,
-        dropped=dropped,
         examples_dropped=outcome.examples_dropped,
         lore=lore_rows,
         reused_prefix=common_prefix(previous_ids, ids) if previous_ids is not None else None,
         estimated_tokens=estimate,
         window_fill=round(total / budget, 4) if budget else 0.0,
-        turns_evicted=len(dropped),
+        turns_evicted=n_dropped,
         turns_covered=covered,
         eviction=outcome.eviction,
         low_water=outcome.low_water,
@@ -1255,7 +1296,7 @@ def _book_drift(total: int, seg_tokens: dict[str, int], kinds: dict[str, int],
     return {k: v for k, v in sections.items() if v}
 
 
-def _retention(plan: _Layout, outcome: _Outcome, final_segments: list[Segment], dropped: list[str],
+def _retention(plan: _Layout, outcome: _Outcome, final_segments: list[Segment], dropped: int,
                gone: set[str]) -> tuple[str | None, int | None, int, dict[str, Any] | None]:
     """The front (oldest message kept) and its index, the evicted messages the memory covers,
     and the memory shown. Evicted messages are the oldest ones, in order: the front's index is
@@ -1269,7 +1310,7 @@ def _retention(plan: _Layout, outcome: _Outcome, final_segments: list[Segment], 
         return front, front_index, 0, None
     m = outcome.memory
     memory = {"text": m.text, "message_id": m.message_id, "covers": m.index + 1}
-    return front, front_index, min(len(dropped), m.index + 1), memory
+    return front, front_index, min(dropped, m.index + 1), memory
 
 
 def _tally(final_segments: list[Segment], flat: FlatPrompt, counts: _Counts
