@@ -19,14 +19,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
+from operator import attrgetter, is_
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr
 
 from .assembly import AssembledPrompt
 from .errors import BudgetError
-from .flatten import FlatPrompt, Span
+from .flatten import FlatMemo, FlatPrompt, Span
 from .memory import StoredMemory, choose_memory, memory_text
 from .policy import BudgetPolicy
 from .segments import SECTION_OF, Section, Segment, SegmentKind, Tier
@@ -235,6 +235,8 @@ class _Counts:
         self.pieces = self.text.pieces
         self.memos: dict[tuple[Any, ...], dict[int, tuple[Any, ...]]] = {}
         self.front = _Front()
+        self.flat = FlatMemo()
+        self.batches: dict[int, tuple[list[Segment], str, list[Segment]]] = {}
         self._rules: dict[tuple[Any, ...], tuple[TurnCosts, int, int]] = {}
 
     def rules(self, assembled: AssembledPrompt) -> tuple[TurnCosts, int, int]:
@@ -449,7 +451,7 @@ def _fits_whole(plan: _Layout, policy: BudgetPolicy, counter: TokenCounter, add_
     if plan.older is not None or plan.base + plan.full_tokens > plan.budget * 1.03 + 8:
         return None
     final = [*plan.head, *plan.history, *plan.tail]
-    flat = _flatten(plan.assembled, final)
+    flat = _flatten(plan.assembled, final, plan.cost.counts.flat)
     ids = _token_ids(flat, counter, plan)
     return (final, flat, ids) if len(ids) <= plan.budget else None
 
@@ -643,8 +645,8 @@ def _count(plan: _Layout, red: _Reduction, policy: BudgetPolicy, counter: TokenC
     the oldest unpinned turn, then the examples, so what fits stays."""
     while True:
         final = _compose([*plan.head, *red.memory_segs], plan.tail, red.kept_examples,
-                         red.kept_chunks, red.tiers)
-        flat = _flatten(plan.assembled, final)
+                         red.kept_chunks, red.tiers, plan.cost.counts.batches)
+        flat = _flatten(plan.assembled, final, plan.cost.counts.flat)
         ids = _token_ids(flat, counter, plan)
         if len(ids) <= plan.budget:
             return final, flat, ids
@@ -1016,7 +1018,20 @@ def _structure(sid: str, text: str, role: str, block: str) -> Segment:
     return new
 
 
-def _batch(t: _Turn) -> list[Segment]:
+def _batch(t: _Turn, memo: dict[int, tuple[list[Segment], str, list[Segment]]]) -> list[Segment]:
+    """A batched turn's segments, the same objects while its messages and role stand (`memo`,
+    by its first segment): a rendered turn is then reused too (`FlatMemo`)."""
+    hit = memo.get(id(t.segs[0]))
+    if hit is not None and hit[1] == t.role and len(hit[0]) == len(t.segs) and all(map(is_, hit[0], t.segs)):
+        return hit[2]
+    if len(memo) > 50_000:
+        memo.clear()
+    out = _batch_segments(t)
+    memo[id(t.segs[0])] = (list(t.segs), t.role, out)
+    return out
+
+
+def _batch_segments(t: _Turn) -> list[Segment]:
     """A batched turn: one block, each message on its own line as `Name: text`."""
     block = f"batch:{t.segs[0].id}"
     role = t.role
@@ -1032,7 +1047,8 @@ def _batch(t: _Turn) -> list[Segment]:
 
 
 def _compose(head: list[Segment], tail: list[Segment], kept_examples: list[Segment],
-             kept_chunks: list[list[_Turn]], tiers: dict[int, Tier]) -> list[Segment]:
+             kept_chunks: list[list[_Turn]], tiers: dict[int, Tier],
+             batches: dict[int, tuple[list[Segment], str, list[Segment]]]) -> list[Segment]:
     """The final segment list: head, kept history (stripped bands as one system turn each), tail."""
     keep_ex = {id(s) for s in kept_examples}
     out: list[Segment] = [s for s in head if not (
@@ -1063,17 +1079,18 @@ def _compose(head: list[Segment], tail: list[Segment], kept_examples: list[Segme
                     band.append(_derive(s, {"text": text, "name": None, "tier": tier}))
                 continue
             close_band()
-            out.extend(_batch(t) if t.batched else t.segs)
+            out.extend(_batch(t, batches) if t.batched else t.segs)
     close_band()
     out.extend(tail)
     return out
 
 
-def _flatten(assembled: AssembledPrompt, segments: list[Segment]) -> FlatPrompt:
+def _flatten(assembled: AssembledPrompt, segments: list[Segment], memo: FlatMemo | None = None
+             ) -> FlatPrompt:
     a = assembled
     clone = AssembledPrompt(segments=segments, template=a.template, user=a.user, char=a.char,
                             group=a.group, members=a.members, mode=a.mode, stop=a.stop, lore=a.lore)
-    return clone.flatten()
+    return clone.flatten(memo)
 
 
 class _Costs:
@@ -1090,8 +1107,8 @@ class _Costs:
         self.labels: list[int] = []
         self.names: list[int] = []
         t = self.rules.template
-        named = any("{{" in seq for seq in t.sequences())  # markers that name the speaker
-        key = (id(t), t.name, self.rules.group, self.rules.user, self.rules.char if named else None)
+        key = (id(t), t.name, self.rules.group, self.rules.user,
+               self.rules.char if t.names_in_turns else None)
         self.memo = counts.memo(key)
 
     def prepare(self, history: list[Segment], newest: list[tuple[int, int, int]] | None = None) -> None:

@@ -12,14 +12,23 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
+from operator import is_
+from typing import Any
 
 from ._types import Mode
 from .segments import Segment, SegmentKind, Tier
 from .templates.model import InstructTemplate, Message
-from .templates.render import render_instruct
+from .templates.render import (
+    Conversation,
+    generation_parts,
+    message_parts,
+    opening_parts,
+    render_instruct,
+    render_stops,
+)
 from .tokens import TextPart
 
-__all__ = ["Span", "FlatPrompt", "flatten", "Mode"]
+__all__ = ["Span", "FlatPrompt", "FlatMemo", "flatten", "Mode"]
 
 
 
@@ -60,6 +69,24 @@ class FlatPrompt:
                 out.append((pos, end, s.segment))
             pos = end
         return out
+
+
+class FlatMemo:
+    """The rendered spans of turns in the middle of a conversation, kept across renders: a long
+    chat's next prompt writes the same turns again, and a middle turn's text depends only on its
+    segments (for templates whose messages render alone, `Conversation.local`). Hold one per chat
+    with the `BudgetCache`; it starts over for another template or other names."""
+
+    def __init__(self, limit: int = 50_000) -> None:
+        self.limit = limit
+        self._key: tuple[Any, ...] | None = None
+        self._units: dict[int, tuple[list[Segment], list[Span]]] = {}
+
+    def table(self, key: tuple[Any, ...]) -> dict[int, tuple[list[Segment], list[Span]]]:
+        """The spans by a turn's first segment (its id), for one template and set of names."""
+        if key != self._key or len(self._units) > self.limit:
+            self._key, self._units = key, {}
+        return self._units
 
 
 @dataclass
@@ -121,8 +148,14 @@ def flatten(
     group: bool = False,
     mode: Mode = "normal",
     stop_names: Sequence[str] = (),
+    memo: FlatMemo | None = None,
 ) -> FlatPrompt:
-    """Render `segments` with `template`; `mode` picks the ending (header, open message, user turn)."""
+    """Render `segments` with `template`; `mode` picks the ending (header, open message, user turn).
+    `memo` (one per chat) lets the turns a previous render wrote be reused."""
+    table = None
+    if memo is not None:  # the reply's author shows in a middle turn only through name macros
+        named = template.names_in_turns
+        table = memo.table((template.model_dump_json(), user, char if named else None, group))
     units = _units(segments)
     header = next((s for s in segments if s.kind == SegmentKind.GENERATION_HEADER), None)
     # Runs: raw units alone; consecutive example turns; consecutive other turns.
@@ -159,11 +192,12 @@ def flatten(
             examples=run[0].examples,
             generation=is_last and mode == "normal" and header is not None,
             stop_names=stop_names,
+            memo=table,
         )
         if is_last:
             stops = run_stops
             if mode == "continue":
-                rendered = _open_last(rendered, len(run) - 1)
+                rendered = _open_last(rendered, run[-1])
         spans.extend(rendered)
     if header is not None and mode == "impersonate":
         spans.extend(_impersonate_header(template, user=user, char=char, group=group, header=header))
@@ -177,10 +211,7 @@ def flatten(
             for s in spans
         ]
     if not stops:
-        from .templates.stops import instruct_stop_strings, name_stops
-
-        stops = instruct_stop_strings(template, user=user, char=speaker or char)
-        stops += [s for s in name_stops(stop_names) if s not in stops]
+        stops = render_stops(template, user=user, char=speaker or char, stop_names=stop_names)
     return FlatPrompt(spans=spans, stop=stops)
 
 
@@ -195,6 +226,7 @@ def _render_run(
     examples: bool,
     generation: bool,
     stop_names: Sequence[str],
+    memo: dict[int, tuple[list[Segment], list[Span]]] | None = None,
 ) -> tuple[list[Span], list[str]]:
     t = template
     if examples:
@@ -207,14 +239,16 @@ def _render_run(
                 "user_alignment_message": "",
             }
         )
-    messages: list[Message] = []
-    content_only: set[int] = set()
-    for j, unit in enumerate(run):
-        head = unit.head
-        name = head.name if head.kind in (SegmentKind.CHAT_MESSAGE, SegmentKind.EXAMPLE_DIALOGUE) else None
-        messages.append(Message(unit.role or "system", unit.text, name))
-        if head.tier == Tier.CONTENT:
-            content_only.add(j)
+    if memo is not None and not examples:
+        conv = Conversation.of(t, [u.role or "system" for u in run], group=group, user=user, char=char)
+        if conv.local:
+            spans = _render_local(run, conv, memo)
+            if generation:
+                spans += [Span(TextPart(p.text, p.special, -1), None) for p in
+                          generation_parts(t, group=group, user=user, char=char, speaker=speaker)]
+            return spans, render_stops(t, user=user, char=speaker or char, stop_names=stop_names)
+    messages = [_message(unit) for unit in run]
+    content_only = {j for j, unit in enumerate(run) if unit.head.tier == Tier.CONTENT}
     rendered = render_instruct(
         t,
         messages,
@@ -238,12 +272,49 @@ def _render_run(
         if j is None:
             spans.append(Span(TextPart(part.text, part.special), None))
             continue
-        unit = run[j]
-        if part.special:
-            spans.append(Span(TextPart(part.text, True, j), unit.head.id))
-            continue
-        spans.extend(_split_content(part, unit, j))
+        spans.extend(_part_spans(part, run[j]))
     return spans, rendered.stop
+
+
+def _message(unit: _Unit) -> Message:
+    head = unit.head
+    name = head.name if head.kind in (SegmentKind.CHAT_MESSAGE, SegmentKind.EXAMPLE_DIALOGUE) else None
+    return Message(unit.role or "system", unit.text, name)
+
+
+def _render_local(run: list[_Unit], conv: Conversation, memo: dict[int, tuple[list[Segment], list[Span]]]
+                  ) -> list[Span]:
+    """`render_instruct`'s spans for a run whose messages render alone, message by message: a
+    turn in the middle (not the first, the last user turn or the last) is taken from `memo`
+    when its segments are the same objects as when it was rendered."""
+    t = conv.template
+    first_role = run[0].role or "system" if run else None
+    spans = [Span(TextPart(p.text, p.special, -1), None) for p in opening_parts(t, first_role)]
+    content_only = [unit.head.tier == Tier.CONTENT for unit in run]
+    first_emit = content_only.index(False) if False in content_only else len(run)
+    first = conv.first if conv.first is not None else len(run)
+    edges = (conv.last_user, conv.last)
+    for j, unit in enumerate(run):
+        middle = j > first and j not in edges and (j > first_emit or not t.message_separator)
+        if middle:
+            hit = memo.get(id(unit.head))
+            if hit is not None and len(hit[0]) == len(unit.segments) and all(map(is_, hit[0], unit.segments)):
+                spans += hit[1]
+                continue
+        parts = message_parts(conv, j, _message(unit), content_only=content_only[j], emitted=j > first_emit)
+        unit_spans = [span for part in parts for span in _part_spans(part, unit)]
+        if middle:
+            memo[id(unit.head)] = (unit.segments, unit_spans)
+        spans += unit_spans
+    return spans
+
+
+def _part_spans(part: TextPart, unit: _Unit) -> list[Span]:
+    """A rendered part of one unit as spans: structure belongs to the unit's first segment,
+    content is cut at its segments' boundaries."""
+    if part.special:
+        return [Span(TextPart(part.text, True), unit.head.id)]
+    return _split_content(part, unit)
 
 
 def _index_map(messages: list[Message], parts: list[TextPart], t: InstructTemplate) -> dict[int, int] | None:
@@ -260,17 +331,17 @@ def _index_map(messages: list[Message], parts: list[TextPart], t: InstructTempla
     return out
 
 
-def _split_content(part: TextPart, unit: _Unit, j: int) -> list[Span]:
+def _split_content(part: TextPart, unit: _Unit) -> list[Span]:
     """Cut one content part at its unit's segment boundaries (a batched turn, a story block)."""
     segs = unit.segments
     if len(segs) == 1:
         seg = segs[0]
-        return [Span(TextPart(part.text, seg.special and part.text != f"{seg.name}: ", j), seg.id)]
+        return [Span(TextPart(part.text, seg.special and part.text != f"{seg.name}: "), seg.id)]
     full = unit.text
     start = full.find(part.text) if part.text else 0
     if start < 0:
         # a name prefix or other text the renderer added: belongs to the turn's first segment
-        return [Span(TextPart(part.text, False, j), segs[0].id)]
+        return [Span(TextPart(part.text, False), segs[0].id)]
     end = start + len(part.text)
     spans: list[Span] = []
     ends = unit.ends
@@ -282,17 +353,18 @@ def _split_content(part: TextPart, unit: _Unit, j: int) -> list[Span]:
             break
         a, b = max(s0, start), min(ends[k], end)
         if a < b:
-            spans.append(Span(TextPart(full[a:b], seg.special, j), seg.id))
+            spans.append(Span(TextPart(full[a:b], seg.special), seg.id))
         k += 1
     return spans
 
 
-def _open_last(spans: list[Span], last: int) -> list[Span]:
+def _open_last(spans: list[Span], last: _Unit) -> list[Span]:
     """Continue mode: drop the suffix after the last message's content, so the model goes on."""
+    ids = {s.id for s in last.segments}
     cut = len(spans)
     for k in range(len(spans) - 1, -1, -1):
         part = spans[k].part
-        if part.source == last and part.special:
+        if spans[k].segment in ids and part.special:
             cut = k
             continue
         break

@@ -20,7 +20,7 @@ from ..cards.persona import Persona
 from ..cards.roster import GroupRoster
 from ..chat import Chat, ChatMessage
 from ..chatcontext import ChatIdentity
-from ..flatten import FlatPrompt, flatten
+from ..flatten import FlatMemo, FlatPrompt, flatten
 from ..macros import MacroContext
 from ..presets.models import ContextPreset, SysPromptPreset
 from ..segments import Segment, SegmentKind
@@ -104,8 +104,8 @@ class AssembledPrompt:
     """Summaries stored in the chat (oldest first); the budget shows one in the `memory` segment
     when something is evicted."""
 
-    def flatten(self) -> FlatPrompt:
-        """Render the segments once through the template."""
+    def flatten(self, memo: FlatMemo | None = None) -> FlatPrompt:
+        """Render the segments once through the template (`memo`: see `FlatMemo`)."""
         others = [m for m in self.members if m != self.char]
         stop_names = [*others, self.user] if self.mode != "impersonate" else [self.char, *others]
         return flatten(
@@ -117,6 +117,7 @@ class AssembledPrompt:
             group=self.group,
             mode=self.mode,
             stop_names=stop_names,
+            memo=memo,
         )
 
     @property

@@ -177,6 +177,14 @@ class InstructTemplate(BaseModel):
 
         return render_turn(self, message, index, **kwargs)
 
+    @property
+    def names_in_turns(self) -> bool:
+        """Whether a turn's sequences or suffixes name someone (`{{name}}`, `{{char}}`, ...), so
+        a turn's text depends on who the speakers are, not only on the message."""
+        texts = [*self.sequences(), self.input_suffix, self.output_suffix, self.system_suffix,
+                 self.last_input_suffix]
+        return self.macro and any("{{" in text for text in texts)
+
     def sequences(self) -> list[str]:
         """Every role sequence (for stop strings and parsing)."""
         return [

@@ -16,7 +16,8 @@ from ..errors import TemplateError
 from ..tokens import TextPart, join_parts
 from .model import ROLES, InstructTemplate, Message, as_messages, c_trim
 
-__all__ = ["RenderedPrompt", "ChatTemplate", "render_instruct", "render_turn", "token_ids"]
+__all__ = ["Conversation", "RenderedPrompt", "ChatTemplate", "generation_parts", "message_parts",
+           "opening_parts", "render_instruct", "render_stops", "render_turn", "token_ids"]
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,97 @@ def _include_name(t: InstructTemplate, m: Message, group: bool, user: str) -> bo
     return shows_label(t, role=m.role, name=m.name, group=group, user=user)
 
 
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """What a message's rendering depends on besides itself: the template, the names, and where
+    the first turn, the last user turn and the last message are."""
+
+    template: InstructTemplate
+    first: int | None
+    last_user: int | None
+    last: int
+    group: bool = False
+    user: str = "User"
+    char: str = "Assistant"
+
+    @classmethod
+    def of(cls, t: InstructTemplate, roles: Sequence[str], *, group: bool, user: str, char: str
+           ) -> Conversation:
+        """The conversation of messages with these roles, in order."""
+        first = next((i for i, r in enumerate(roles) if r != "system"), None)
+        last_user = next((i for i in range(len(roles) - 1, -1, -1) if roles[i] == "user"), None)
+        return cls(t, first, last_user, len(roles) - 1, group, user, char)
+
+    @property
+    def local(self) -> bool:
+        """Whether each message renders alone (`message_parts`): no system text merged into the
+        next user turn, no blocks spanning turns, no alignment message shifting the indices, no
+        role rule that checks the whole conversation."""
+        t = self.template
+        return (t.system_role == "native" and not t.strict_alternation and not t.block_prefix
+                and not t.user_alignment_message)
+
+
+def message_parts(c: Conversation, i: int, m: Message, *, content_only: bool = False,
+                  emitted: bool = True, opener: str = "",
+                  merged: Sequence[tuple[int, str]] = ()) -> list[TextPart]:
+    """The parts of message `i` as the whole conversation writes it: `emitted` when a message
+    was written before it (the separator goes first), `opener` the block prefix it opens."""
+    from .costs import label_text
+
+    t = c.template
+    content = c_trim(m.content) if m.role in t.trim_content else m.content
+    if content_only:
+        return [TextPart(content, False, i), TextPart("\n", True, i)]
+    parts: list[TextPart] = []
+    if t.message_separator and emitted:
+        parts.append(TextPart(t.message_separator, True, i))
+    if opener:
+        parts.append(TextPart(opener, True, i))
+    prefix, suffix = _sequences(t, m, i, c.first, c.last_user, c.last)
+    who = _default_name(m, c.user, c.char)
+    sep = "\n" if t.wrap else ""
+    if not suffix and t.wrap:
+        suffix = sep
+    body: list[TextPart] = [TextPart(text, False, j) for j, text in merged]
+    if merged:
+        body.append(TextPart(t.system_merge_separator, True, i))
+    if _include_name(t, m, c.group, c.user):
+        body.append(TextPart(label_text(m.name or ""), False, i))
+    body.append(TextPart(content, False, i))
+    body.extend(sequence_parts(t, suffix, who, c.user, c.char, i))
+    if prefix:
+        head = sequence_parts(t, prefix, who, c.user, c.char, i)
+        parts.extend(append_structure(head, sep if any(p.text for p in body) else "", i))
+    parts.extend(body)
+    return parts
+
+
+def opening_parts(t: InstructTemplate, first_role: str | None, *, bos: bool = False) -> list[TextPart]:
+    """What the template writes before the first message (of role `first_role`; None: no
+    messages): BOS, its prefix, its own default system prompt when the conversation has none."""
+    parts: list[TextPart] = []
+    if bos and t.bos_token:
+        parts.append(TextPart(t.bos_token, True, None))
+    if t.prefix:
+        parts.append(TextPart(t.prefix, True, None))
+    if t.implicit_system is not None and first_role != "system":
+        # the template's own default system prompt: structure, not a message of the chat
+        implicit = t.system_sequence + t.implicit_system + t.system_suffix
+        parts.append(TextPart(implicit, True, None))
+    return parts
+
+
+def aligned(t: InstructTemplate, msgs: list[Message]) -> list[Message]:
+    """`msgs` with the template's user alignment message before a first turn by the assistant."""
+    if t.user_alignment_message:
+        first_turn = next((m for m in msgs if m.role != "system"), None)
+        if first_turn is not None and first_turn.role == "assistant":
+            at = msgs.index(first_turn)
+            return [*msgs[:at], Message("user", t.user_alignment_message), *msgs[at:]]
+    return msgs
+
+
 def render_instruct(
     template: InstructTemplate,
     messages: Iterable[Any],
@@ -194,99 +286,68 @@ def render_instruct(
     turns on names under `names_behavior: force`; `speaker` names the reply's author in the
     generation header; `stop_names` adds `\\n{name}:` stop strings for other speakers.
     """
-    from .costs import label_text
-    from .stops import instruct_stop_strings, name_stops
-
     t = template
     msgs = as_messages(messages)
     _check(t, msgs)
-    if t.user_alignment_message:
-        first_turn = next((m for m in msgs if m.role != "system"), None)
-        if first_turn is not None and first_turn.role == "assistant":
-            at = msgs.index(first_turn)
-            msgs = [*msgs[:at], Message("user", t.user_alignment_message), *msgs[at:]]
-    sep = "\n" if t.wrap else ""
-    first = next((i for i, m in enumerate(msgs) if m.role != "system"), None)
-    last_user = max((i for i, m in enumerate(msgs) if m.role == "user"), default=None)
-
-    parts: list[TextPart] = []
-    if bos and t.bos_token:
-        parts.append(TextPart(t.bos_token, True, None))
-    if t.prefix:
-        parts.append(TextPart(t.prefix, True, None))
-    if t.implicit_system is not None and (not msgs or msgs[0].role != "system"):
-        # the template's own default system prompt: structure, not a message of the chat
-        implicit = t.system_sequence + t.implicit_system + t.system_suffix
-        parts.append(TextPart(implicit, True, None))
+    msgs = aligned(t, msgs)
+    conv = Conversation.of(t, [m.role for m in msgs], group=group, user=user, char=char)
+    parts = opening_parts(t, msgs[0].role if msgs else None, bos=bos)
     in_block = False
     opened = False  # a block was opened before (first_block_prefix is for the first only)
     emitted = False  # a message was written (message_separator goes between messages)
     pending: list[tuple[int, str]] = []  # merged system texts waiting for the next user turn
 
-    def emit_message(i: int, m: Message, content: str, merged: list[tuple[int, str]]) -> None:
+    def emit(i: int, m: Message, merged: list[tuple[int, str]]) -> None:
         nonlocal in_block, opened, emitted
-        if t.message_separator and emitted:
-            parts.append(TextPart(t.message_separator, True, i))
-        emitted = True
+        opener = ""
         if t.block_prefix and not in_block:
             opener = t.first_block_prefix if t.first_block_prefix and not opened else t.block_prefix
-            parts.append(TextPart(opener, True, i))
             in_block = opened = True
-        prefix, suffix = _sequences(t, m, i, first, last_user, len(msgs) - 1)
-        who = _default_name(m, user, char)
-        if not suffix and t.wrap:
-            suffix = sep
-        body: list[TextPart] = []
-        for j, text in merged:
-            body.append(TextPart(text, False, j))
-        if merged:
-            body.append(TextPart(t.system_merge_separator, True, i))
-        if _include_name(t, m, group, user):
-            body.append(TextPart(label_text(m.name or ""), False, i))
-        body.append(TextPart(content, False, i))
-        body.extend(sequence_parts(t, suffix, who, user, char, i))
-        has_body = any(p.text for p in body)
-        if prefix:
-            head = sequence_parts(t, prefix, who, user, char, i)
-            parts.extend(append_structure(head, sep if has_body else "", i))
-        parts.extend(body)
+        parts.extend(message_parts(conv, i, m, emitted=emitted, opener=opener, merged=merged))
+        emitted = True
         if m.role == "assistant":
             in_block = False
 
     for i, m in enumerate(msgs):
-        content = c_trim(m.content) if m.role in t.trim_content else m.content
         if i in content_only:
-            parts.append(TextPart(content, False, i))
-            parts.append(TextPart("\n", True, i))
+            parts.extend(message_parts(conv, i, m, content_only=True))
             continue
         if m.role == "system" and t.system_role == "merge":
+            content = c_trim(m.content) if m.role in t.trim_content else m.content
             if content:
                 pending.append((i, content))
             continue
         merged: list[tuple[int, str]] = []
         if m.role == "user" and pending:
             merged, pending = pending, []
-        emit_message(i, m, content, merged)
+        emit(i, m, merged)
     if pending:
         # No user turn follows: llama.cpp would drop these; we never drop text silently, so
         # they become a user turn of their own.
         i0 = pending[0][0]
-        emit_message(i0, Message("user", ""), "", pending)
+        emit(i0, Message("user", ""), pending)
         # the separator after merged text has nothing to separate
         for k in range(len(parts) - 1, -1, -1):
             if parts[k].text == t.system_merge_separator and parts[k].source == i0 and parts[k].special:
                 del parts[k]
                 break
     if add_generation_prompt:
-        parts.extend(_generation_parts(t, msgs, group=group, user=user, char=char, speaker=speaker))
-    stops = instruct_stop_strings(t, user=user, char=speaker or char)
-    stops += [s for s in name_stops(stop_names) if s not in stops]
-    return RenderedPrompt(parts=parts, stop=stops, bos_token=t.bos_token)
+        parts.extend(generation_parts(t, group=group, user=user, char=char, speaker=speaker))
+    return RenderedPrompt(parts=parts, stop=render_stops(t, user=user, char=speaker or char,
+                                                          stop_names=stop_names),
+                          bos_token=t.bos_token)
 
 
-def _generation_parts(
+def render_stops(t: InstructTemplate, *, user: str, char: str, stop_names: Sequence[str]) -> list[str]:
+    """A render's stop strings: the template's own, then `\\n{name}:` for `stop_names`."""
+    from .stops import instruct_stop_strings, name_stops
+
+    stops = instruct_stop_strings(t, user=user, char=char)
+    return stops + [s for s in name_stops(stop_names) if s not in stops]
+
+
+def generation_parts(
     t: InstructTemplate,
-    msgs: list[Message],
     *,
     group: bool,
     user: str,
