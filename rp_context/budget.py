@@ -237,6 +237,7 @@ class _Counts:
         self.front = _Front()
         self.flat = FlatMemo()
         self.batches: dict[int, tuple[list[Segment], str, list[Segment]]] = {}
+        self.bodies: dict[int, tuple[list[Segment], int]] = {}
         self._rules: dict[tuple[Any, ...], tuple[TurnCosts, int, int]] = {}
 
     def rules(self, assembled: AssembledPrompt) -> tuple[TurnCosts, int, int]:
@@ -254,6 +255,18 @@ class _Counts:
                 self._rules.clear()
             hit = self._rules[key] = _measure_rules(a, speaker, self.count, self.count_parts)
         return hit
+
+    def body(self, segs: list[Segment]) -> int:
+        """Tokens of a batch's text as `_batch` writes it, joined (separate counts overshoot);
+        kept by its first segment while its segments are the same objects."""
+        hit = self.bodies.get(id(segs[0]))
+        if hit is not None and len(hit[0]) == len(segs) and all(map(is_, hit[0], segs)):
+            return hit[1]
+        if len(self.bodies) > 50_000:
+            self.bodies.clear()
+        n = self.count("\n".join(f"{g.name}: {g.text}" if g.name else g.text for g in segs))
+        self.bodies[id(segs[0])] = (list(segs), n)
+        return n
 
     def memo(self, key: tuple[Any, ...]) -> dict[int, tuple[Any, ...]]:
         """Per-segment costs for one template and chat setting (see `_Costs.prepare`)."""
@@ -872,8 +885,7 @@ def _group(history: list[Segment], cost: _Costs, *, batching: bool, consolidatio
         last_msgs = is_msg
     for t in turns:
         if t.batched:
-            t.body = cost.counts.count("\n".join(f"{g.name}: {g.text}" if g.name else g.text
-                                                 for g in t.segs))
+            t.body = cost.counts.body(t.segs)
     return turns
 
 

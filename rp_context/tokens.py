@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -159,29 +159,7 @@ class _PartsMixin:
         return CountCache(self)  # type: ignore[arg-type]
 
     def tokenize_parts(self, parts: Iterable[TextPart]) -> list[int]:
-        return self._parts_ids(parts, lambda text: self.tokenize(text, special=True))
-
-    def _parts_ids(self, parts: Iterable[TextPart], run_ids: Callable[[str], list[int]]) -> list[int]:
-        """Token ids of `parts`, structural runs tokenized by `run_ids`. Content without any
-        special-token text tokenizes the same either way, so it joins the structural run around
-        it: the result equals one pass over the text, except where content really contains
-        special-token text, which is then kept as plain text."""
-        pattern = self._special_pattern()
-        ids: list[int] = []
-        run: list[str] = []
-        for part in parts:
-            if not part.text:
-                continue
-            if part.special or pattern is None or not pattern.search(part.text):
-                run.append(part.text)
-                continue
-            if run:
-                ids.extend(run_ids("".join(run)))
-                run = []
-            ids.extend(self.tokenize(part.text, special=False))
-        if run:
-            ids.extend(run_ids("".join(run)))
-        return ids
+        return self._parts_ids(parts, None)
 
     def _splits_before(self, token_text: str) -> bool:
         """Whether text starting at this special token tokenizes apart from the text before it."""
@@ -194,27 +172,84 @@ class _PartsMixin:
         by its text in `cache`. A boundary is used only where the token is known to split alone
         (`_splits_before`) and the piece's ids start with that token; otherwise the run is
         tokenized in one pass, so the result always equals `tokenize_parts`."""
-        return self._parts_ids(parts, lambda text: self._run_ids_cached(text, cache))
+        return self._parts_ids(parts, cache)
 
-    def _run_ids_cached(self, text: str, cache: dict[str, list[int]]) -> list[int]:
-        """One structural run's ids, cut before its special tokens and cached piece by piece."""
+    def _parts_ids(self, parts: Iterable[TextPart], cache: dict[str, list[int]] | None) -> list[int]:
+        """Token ids of `parts`. Content without any special-token text tokenizes the same either
+        way, so it joins the structural run around it: the result equals one pass over the text,
+        except where content really contains special-token text, which is then kept as plain
+        text. A run is tokenized whole, or with `cache` piece by piece (`_pieces_ids`). Cuts are
+        looked for in the structural parts only, and what a text holds is remembered by the
+        text, so a long prompt is never searched whole."""
         pattern = self._special_pattern()
         if pattern is None:
-            return self.tokenize(text, special=True)
-        cuts = [m.start() for m in pattern.finditer(text)
-                if m.start() > 0 and self._splits_before(m.group())]
-        pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+            return self.tokenize("".join(p.text for p in parts), special=True)
+        plain, cuts = self._plain_texts, self._cuts
+        ids: list[int] = []
+        pieces: list[str] = []  # the current run's finished pieces
+        piece: list[str] = []  # text of the piece being built
+        for part in parts:
+            text = part.text
+            if not text:
+                continue
+            if not part.special:
+                clean = plain.get(text)
+                if clean is None:
+                    if len(plain) > 200_000:
+                        plain.clear()
+                    clean = plain[text] = pattern.search(text) is None
+                if clean:
+                    piece.append(text)
+                    continue
+                ids += self._run_ids([*pieces, "".join(piece)], cache)  # special-token text in
+                pieces, piece = [], []  # content: plain text, a run of its own
+                ids += self.tokenize(text, special=False)
+                continue
+            at_cuts = cuts.get(text)
+            if at_cuts is None:
+                at_cuts = cuts[text] = [m.start() for m in pattern.finditer(text)
+                                        if self._splits_before(m.group())]
+            start = 0
+            for at in at_cuts:
+                if at > 0 or piece:
+                    piece.append(text[start:at])
+                    pieces.append("".join(piece))
+                    piece, start = [], at
+            piece.append(text[start:] if start else text)
+        return ids + self._run_ids([*pieces, "".join(piece)], cache)
+
+    def _run_ids(self, pieces: list[str], cache: dict[str, list[int]] | None) -> list[int]:
+        """A structural run's ids: one pass over its text, or its pieces each cached."""
+        pieces = [p for p in pieces if p]
+        if not pieces:
+            return []
+        if cache is None:
+            return self.tokenize("".join(pieces), special=True)
+        return self._pieces_ids(pieces, cache)
+
+    @cached_property
+    def _plain_texts(self) -> dict[str, bool]:
+        """Content text → whether it holds no special-token text."""
+        return {}
+
+    @cached_property
+    def _cuts(self) -> dict[str, list[int]]:
+        """Structural text → where special tokens that split alone start in it."""
+        return {}
+
+    def _pieces_ids(self, pieces: list[str], cache: dict[str, list[int]]) -> list[int]:
+        """One structural run's ids from its pieces (cut before special tokens), each cached."""
         out: list[int] = []
         for i, piece in enumerate(pieces):
             got = cache.get(piece)
             if got is None:
                 got = self.tokenize(piece, special=True)
                 if i and (not got or self._piece_head(piece) != got[0]):
-                    return self.tokenize(text, special=True)  # boundary not clean
+                    return self.tokenize("".join(pieces), special=True)  # boundary not clean
                 if len(cache) > 100_000:
                     cache.clear()
                 cache[piece] = got
-            out.extend(got)
+            out += got
         return out
 
     def _piece_head(self, piece: str) -> int | None:
