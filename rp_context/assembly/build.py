@@ -63,8 +63,8 @@ def assemble(
     head: list[Segment] = story_segments(req, ident, card, placed, examples)  # 5 story string
     head += example_segments(req, ident, examples)                     # 6 examples, chat start
     head += chat_start_segments(req, ident, head)
-    memories, memory = memory_segment(texts.visible)                   # 7 memory and history
-    history = cache.segments(texts.visible, texts.ids, texts.texts, ident.user)
+    memories, memory = memory_segment(texts)                           # 7 memory and history
+    history = cache.segments(texts, ident.user)
     extras = injections(req, ident, placed, texts.visible)             # 8 the tail
     history = splice(history, extras, continuing=mode == "continue")
     segments = [*head, *memory, *closing_segments(req, ident, card, history, texts.prefill)]

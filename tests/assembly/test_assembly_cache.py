@@ -10,6 +10,7 @@ import pytest
 from rp_context.assembly import AssembledPrompt, AssemblyCache, assemble
 from rp_context.cards import Card, Persona
 from rp_context.chat import Chat, ChatHeader, ChatMessage
+from rp_context.memory import MEMORY_KEY
 from rp_context.presets.library import load_preset
 
 
@@ -47,6 +48,12 @@ def _swipe(chat: Chat) -> None:
     last.select_swipe(1)
 
 
+def _replace_then_edit(chat: Chat) -> None:
+    """A caller that swaps a message for an equal copy and edits the copy in place."""
+    chat.messages[3] = chat.messages[3].model_copy(deep=True)
+    chat.messages[3].text = "Edited copy."
+
+
 EDITS: dict[str, Callable[[Chat], None]] = {
     "a new turn": lambda c: (_add(c, "user", "Well?"), _add(c, "assistant", "Well what.")),
     "an edit in the middle": lambda c: setattr(c.messages[5], "text", "Changed line."),
@@ -63,6 +70,11 @@ EDITS: dict[str, Callable[[Chat], None]] = {
     "an old reply given a block": lambda c: setattr(c.messages[4], "text", "<think>x</think>Old."),
     "stored reasoning": lambda c: c.messages[-1].set_reasoning("Weighing it.") if c.messages[-1].role
     == "assistant" else c.messages[-2].set_reasoning("Weighing it."),
+    "a message deleted in the middle": lambda c: c.messages.pop(len(c.messages) // 2),
+    "a hidden message shown again": lambda c: [setattr(m, "hidden", False) for m in c.messages],
+    "an id changed": lambda c: setattr(c.messages[1], "id", "renumbered"),
+    "a summary stored on an old message": lambda c: c.messages[2].extra.update({MEMORY_KEY: "They met."}),
+    "a message replaced by its copy, then edited": _replace_then_edit,
 }
 
 
@@ -70,6 +82,7 @@ def _same(a: AssembledPrompt, b: AssembledPrompt) -> None:
     assert [s.model_dump() for s in a.segments] == [s.model_dump() for s in b.segments]
     assert a.text == b.text
     assert a.warnings == b.warnings
+    assert a.memories == b.memories
 
 
 @pytest.mark.parametrize("edit", list(EDITS))

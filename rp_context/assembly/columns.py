@@ -1,0 +1,53 @@
+"""What `AssemblyCache` compares from turn to turn: the chat's messages as C-level columns, so a
+long chat that only grew at its end costs a few passes in C, never a Python loop per message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import compress, count
+from operator import itemgetter, ne
+from typing import Any
+
+from ..chat import ChatMessage
+
+__all__ = ["Columns", "first_difference"]
+
+Row = tuple[str, str, str, str, bool]
+"""A message's id, name, role, text and hidden flag."""
+
+_ROW = itemgetter("id", "name", "role", "text", "hidden")
+
+
+def first_difference(new: list[Any], old: list[Any]) -> int:
+    """How many leading items `new` shares with `old`: one C compare when one is a prefix of
+    the other (a chat that grew or shrank at its end), else one C scan to the first change."""
+    n = min(len(new), len(old))
+    if (new if len(new) == n else new[:n]) == (old if len(old) == n else old[:n]):
+        return n
+    return next(compress(count(), map(ne, new, old)), n)
+
+
+@dataclass(slots=True)
+class Columns:
+    """Every message of the chat as the last turn saw it (hidden ones too)."""
+
+    messages: list[ChatMessage] = field(default_factory=list)
+    """The message objects, held so their addresses (`addresses`) stay theirs."""
+    addresses: list[int] = field(default_factory=list)
+    fields: list[dict[str, Any]] = field(default_factory=list)
+    """Each message's attribute dict (a pydantic model keeps its fields there)."""
+    rows: list[Row] = field(default_factory=list)
+
+    def update(self, messages: list[ChatMessage]) -> int:
+        """Take the chat's messages now; how many leading ones are unchanged since the last
+        call (the same objects, with the same id, name, role, text and hidden flag)."""
+        addresses = list(map(id, messages))
+        same = first_difference(addresses, self.addresses)
+        del self.messages[same:], self.fields[same:]
+        self.messages += messages[same:]
+        self.fields += map(vars, messages[same:])
+        self.addresses = addresses
+        rows = list(map(_ROW, self.fields))  # in-place edits of older messages show here
+        shared = first_difference(rows, self.rows)
+        self.rows = rows
+        return shared
