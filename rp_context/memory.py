@@ -55,12 +55,12 @@ class StoredMemory:
     """Index of the oldest message kept when it was written (None: unknown, e.g. SillyTavern)."""
 
 
-def stored_memories(messages: Sequence[ChatMessage],
-                    index: Mapping[str, int] | None = None) -> list[StoredMemory]:
+def stored_memories(messages: Sequence[ChatMessage], index: Mapping[str, int] | None = None,
+                    at: Sequence[int] | None = None) -> list[StoredMemory]:
     """Every stored summary, oldest first (messages as the prompt sees them, hidden ones out).
-    `index` (message id → position, the last one for a repeated id) saves building it; the
-    messages without a summary are passed over in C, so a long chat costs little."""
-    at = _holding(messages)
+    `index` (message id → position, the last one for a repeated id) and `at` (the positions
+    that may hold one, in order) save finding them; those without one are passed over in C."""
+    at = _holding(messages) if at is None else at
     if at and index is None:
         index = dict(zip(map(attrgetter("id"), messages), count()))
     out: list[StoredMemory] = []

@@ -4,8 +4,8 @@ long chat that only grew at its end costs a few passes in C, never a Python loop
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import compress, count
-from operator import itemgetter, ne
+from itertools import compress, count, repeat
+from operator import is_, is_not, itemgetter, ne
 from typing import Any
 
 from ..chat import ChatMessage
@@ -16,6 +16,7 @@ Row = tuple[str, str, str, str, bool]
 """A message's id, name, role, text and hidden flag."""
 
 _ROW = itemgetter("id", "name", "role", "text", "hidden")
+_EXTRA = itemgetter("extra")
 
 
 def first_difference(new: list[Any], old: list[Any]) -> int:
@@ -32,8 +33,7 @@ class Columns:
     """Every message of the chat as the last turn saw it (hidden ones too)."""
 
     messages: list[ChatMessage] = field(default_factory=list)
-    """The message objects, held so their addresses (`addresses`) stay theirs."""
-    addresses: list[int] = field(default_factory=list)
+    """The message objects (held: `is` against them is exact)."""
     fields: list[dict[str, Any]] = field(default_factory=list)
     """Each message's attribute dict (a pydantic model keeps its fields there)."""
     rows: list[Row] = field(default_factory=list)
@@ -41,13 +41,26 @@ class Columns:
     def update(self, messages: list[ChatMessage]) -> int:
         """Take the chat's messages now; how many leading ones are unchanged since the last
         call (the same objects, with the same id, name, role, text and hidden flag)."""
-        addresses = list(map(id, messages))
-        same = first_difference(addresses, self.addresses)
+        same = _same_objects(messages, self.messages)
         del self.messages[same:], self.fields[same:]
         self.messages += messages[same:]
         self.fields += map(vars, messages[same:])
-        self.addresses = addresses
         rows = list(map(_ROW, self.fields))  # in-place edits of older messages show here
         shared = first_difference(rows, self.rows)
         self.rows = rows
         return shared
+
+    def holding(self, key: str) -> list[int]:
+        """Where a message's `extra` has something under `key` (searched in C; every message
+        when an `extra` is not a dict, for the caller to judge)."""
+        try:
+            return list(compress(count(), map(dict.get, map(_EXTRA, self.fields), repeat(key))))
+        except TypeError:
+            return list(range(len(self.fields)))
+
+
+def _same_objects(new: list[Any], old: list[Any]) -> int:
+    """How many leading items of `new` are the very objects of `old` (one C pass)."""
+    if all(map(is_, new, old)):
+        return min(len(new), len(old))
+    return next(compress(count(), map(is_not, new, old)))

@@ -7,6 +7,7 @@ segment) so the next turn redoes only the messages that are new or were edited.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from .._types import Role
 from ..chat import ChatMessage
 from ..chatcontext import FROZEN_KEY, ChatIdentity, has_macros, message_text
-from ..memory import StoredMemory, memory_text, stored_memories
+from ..memory import MEMORY_KEY, StoredMemory, memory_text, stored_memories
 from ..reasoning import ReasoningFormat, inline_stripper, prepare_prompt
 from ..segments import Segment, SegmentKind, Tier
 from ..templates.model import InstructTemplate
@@ -68,6 +69,14 @@ class AssemblyCache:
     def turn(self) -> Turn:
         """The visible messages of the latest turn and what they became."""
         return self._turn
+
+    def memories(self) -> list[StoredMemory]:
+        """The summaries stored on the latest turn's visible messages, oldest first (the
+        messages without one are passed over in C)."""
+        turn, columns = self._turn, self._columns
+        at = [i - bisect_left(turn.hidden_at, i) for i in columns.holding(MEMORY_KEY)
+              if not columns.rows[i][4]]
+        return stored_memories(turn.visible, turn.position, at)
 
     def _add(self, turn: Turn, at: int, m: ChatMessage, strip: Callable[[str], str]) -> None:
         """Message `at` of the chat, new or changed since the last turn, into the turn."""
@@ -174,14 +183,12 @@ def _own_header(instruct: InstructTemplate) -> str:
     return instruct.last_output_sequence or instruct.output_sequence
 
 
-def memory_segment(texts: ChatTexts) -> tuple[list[StoredMemory], list[Segment]]:
-    """The summaries stored in the chat, and the `memory` segment showing the newest (the
-    budget keeps it only when something is evicted)."""
-    position = texts.texts.position if isinstance(texts.texts, TurnTexts) else None
-    memories = stored_memories(texts.visible, position)
+def memory_segment(memories: list[StoredMemory]) -> list[Segment]:
+    """The `memory` segment showing the newest summary stored in the chat (the budget keeps it
+    only when something is evicted)."""
     if not memories:
-        return memories, []
+        return []
     newest = memories[-1]
-    return memories, [Segment(id="memory", kind=SegmentKind.MEMORY, role="system",
-                              text=memory_text(newest.text, "[Summary: {{summary}}]"),
-                              source=f"chat:{newest.message_id}:memory", message_id=None)]
+    return [Segment(id="memory", kind=SegmentKind.MEMORY, role="system",
+                    text=memory_text(newest.text, "[Summary: {{summary}}]"),
+                    source=f"chat:{newest.message_id}:memory", message_id=None)]
