@@ -123,7 +123,8 @@ def test_unchanged_messages_keep_their_segments_across_turns() -> None:
     assert fresh.by_id("msg:0") is not first.by_id("msg:0")
 
 
-@pytest.mark.parametrize("reasoning", [{"add_to_prompt": 2}, {"parse": False}, {"add_to_prompt": 1, "parse": False}])
+@pytest.mark.parametrize("reasoning", [{"add_to_prompt": 2}, {"parse": False}, {"add_to_prompt": 1, "parse": False},
+                                       {"thinking": False, "off_switch": " /no_think"}])
 def test_a_cached_turn_follows_the_reasoning_rules(reasoning: dict[str, object]) -> None:
     chat = _chat()
     chat.messages[2].text = "<think>\nOld thought.\n</think>\n\nLine 2."
@@ -135,3 +136,21 @@ def test_a_cached_turn_follows_the_reasoning_rules(reasoning: dict[str, object])
         EDITS[edit](chat)
         _same(_assemble(chat, cache, reasoning=reasoning), _assemble(chat, None, reasoning=reasoning))
         _same(_assemble(chat, cache), _assemble(chat, None))
+
+
+def test_what_the_reasoning_rules_add_to_one_turn_is_gone_the_next() -> None:
+    """The thinking switch rides on the newest user message and stored reasoning on the newest
+    reply only: a cached turn after new messages carries them on the new ones alone."""
+    reasoning = {"thinking": False, "off_switch": " /no_think", "add_to_prompt": 1}
+    chat = _chat()
+    chat.messages[-2].set_reasoning("Weighing it.")
+    cache = AssemblyCache()
+    for step in range(4):
+        got = _assemble(chat, cache, reasoning=reasoning)
+        _same(got, _assemble(chat, None, reasoning=reasoning))
+        switched = [s.message_id for s in got.segments if s.text.endswith(" /no_think")]
+        newest_user = next(m.id for m in reversed(chat.messages) if m.role == "user")
+        assert switched == [newest_user]
+        _add(chat, "user", f"Turn {step}?")
+        _add(chat, "assistant", f"Answer {step}.")
+        chat.messages[-1].set_reasoning(f"Thought {step}.")
