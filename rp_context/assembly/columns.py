@@ -16,6 +16,8 @@ Row = tuple[str, str, str, str, bool]
 """A message's id, name, role, text and hidden flag."""
 
 _ROW = itemgetter("id", "name", "role", "text", "hidden")
+_HIDDEN = 4
+"""Where a row keeps the hidden flag."""
 _EXTRA = itemgetter("extra")
 
 
@@ -51,12 +53,13 @@ class Columns:
         return shared
 
     def holding(self, key: str) -> list[int]:
-        """Where a message's `extra` has something under `key` (searched in C; every message
-        when an `extra` is not a dict, for the caller to judge)."""
+        """Where a shown (not hidden) message's `extra` has something under `key`, searched in
+        C (every shown message when an `extra` is not a dict, for the caller to judge)."""
         try:
-            return list(compress(count(), map(dict.get, map(_EXTRA, self.fields), repeat(key))))
+            found = compress(count(), map(dict.get, map(_EXTRA, self.fields), repeat(key)))
+            return [i for i in found if not self.rows[i][_HIDDEN]]
         except TypeError:
-            return list(range(len(self.fields)))
+            return [i for i, row in enumerate(self.rows) if not row[_HIDDEN]]
 
 
 def _same_objects(new: list[Any], old: list[Any]) -> int:

@@ -51,6 +51,18 @@ class AssemblyCache:
         """The visible messages' texts this turn, before the reasoning rules of the newest ones
         (`prepare_prompt`): macros expanded and inline reasoning blocks out of replies
         (`inline_stripper`). Keyed by id; a plain dict, unstripped, when an id repeats."""
+        try:
+            self._update(messages, fmt)
+            turn = self._turn
+            turn.changed = self._expand(turn, who, now, warnings, inline_stripper(fmt))
+        except BaseException:  # half updated: start over next turn rather than trust it
+            self._columns, self._turn = Columns(), Turn()
+            raise
+        texts = turn.view()
+        return texts if texts is not None else self._repeated(turn)
+
+    def _update(self, messages: list[ChatMessage], fmt: ReasoningFormat) -> None:
+        """Cut the turn back to the first message that changed and add the rest afresh."""
         turn = self._turn
         shared = self._columns.update(messages)
         if fmt != turn.fmt:
@@ -61,9 +73,6 @@ class AssemblyCache:
         for i in range(shared, len(messages)):
             self._add(turn, i, messages[i], strip)
         self._trim(self._plain, len(messages))
-        turn.changed = self._expand(turn, who, now, warnings, strip)
-        texts = turn.view()
-        return texts if texts is not None else self._repeated(turn)
 
     @property
     def turn(self) -> Turn:
@@ -74,8 +83,7 @@ class AssemblyCache:
         """The summaries stored on the latest turn's visible messages, oldest first (the
         messages without one are passed over in C)."""
         turn, columns = self._turn, self._columns
-        at = [i - bisect_left(turn.hidden_at, i) for i in columns.holding(MEMORY_KEY)
-              if not columns.rows[i][4]]
+        at = [i - bisect_left(turn.hidden_at, i) for i in columns.holding(MEMORY_KEY)]
         return stored_memories(turn.visible, turn.position, at)
 
     def _add(self, turn: Turn, at: int, m: ChatMessage, strip: Callable[[str], str]) -> None:
