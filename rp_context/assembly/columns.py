@@ -12,12 +12,11 @@ from ..chat import ChatMessage
 
 __all__ = ["Columns", "first_difference"]
 
-Row = tuple[str, str, str, str, bool]
-"""A message's id, name, role, text and hidden flag."""
-
-_ROW = itemgetter("id", "name", "role", "text", "hidden")
-_HIDDEN = 4
-"""Where a row keeps the hidden flag."""
+_COMPARED = ("id", "name", "role", "text", "hidden")
+"""The fields whose change makes a message's text or segment change (a column each: lists of
+the values themselves, no object per message, so a turn leaves nothing for the collector)."""
+_GETTERS = tuple(map(itemgetter, _COMPARED))
+_HIDDEN = _COMPARED.index("hidden")
 _EXTRA = itemgetter("extra")
 
 
@@ -38,7 +37,8 @@ class Columns:
     """The message objects (held: `is` against them is exact)."""
     fields: list[dict[str, Any]] = field(default_factory=list)
     """Each message's attribute dict (a pydantic model keeps its fields there)."""
-    rows: list[Row] = field(default_factory=list)
+    columns: list[list[Any]] = field(default_factory=list)
+    """Per compared field, its value for every message."""
 
     def update(self, messages: list[ChatMessage]) -> int:
         """Take the chat's messages now; how many leading ones are unchanged since the last
@@ -47,19 +47,20 @@ class Columns:
         del self.messages[same:], self.fields[same:]
         self.messages += messages[same:]
         self.fields += map(vars, messages[same:])
-        rows = list(map(_ROW, self.fields))  # in-place edits of older messages show here
-        shared = first_difference(rows, self.rows)
-        self.rows = rows
+        columns = [list(map(get, self.fields)) for get in _GETTERS]  # in-place edits show here
+        shared = min(map(first_difference, columns, self.columns), default=0)
+        self.columns = columns
         return shared
 
     def holding(self, key: str) -> list[int]:
         """Where a shown (not hidden) message's `extra` has something under `key`, searched in
         C (every shown message when an `extra` is not a dict, for the caller to judge)."""
+        hidden = self.columns[_HIDDEN]
         try:
-            found = compress(count(), map(dict.get, map(_EXTRA, self.fields), repeat(key)))
-            return [i for i in found if not self.rows[i][_HIDDEN]]
+            found: list[int] = list(compress(count(), map(dict.get, map(_EXTRA, self.fields), repeat(key))))
         except TypeError:
-            return [i for i, row in enumerate(self.rows) if not row[_HIDDEN]]
+            found = list(range(len(hidden)))
+        return [i for i in found if not hidden[i]]
 
 
 def _same_objects(new: list[Any], old: list[Any]) -> int:

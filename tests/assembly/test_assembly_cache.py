@@ -154,3 +154,18 @@ def test_what_the_reasoning_rules_add_to_one_turn_is_gone_the_next() -> None:
         _add(chat, "user", f"Turn {step}?")
         _add(chat, "assistant", f"Answer {step}.")
         chat.messages[-1].set_reasoning(f"Thought {step}.")
+
+
+def test_summaries_are_found_when_a_message_has_no_extra_dict() -> None:
+    """A message whose `extra` was replaced by something else is passed over, on a cached turn
+    as on a fresh one, and the summaries on the others still count; hidden ones never do."""
+    chat = _chat()
+    cache = AssemblyCache()
+    _assemble(chat, cache)
+    chat.messages[2].extra[MEMORY_KEY] = "They met."
+    chat.messages[5].extra[MEMORY_KEY] = "They parted."
+    chat.messages[5].hidden = True
+    chat.messages[3].extra = None  # type: ignore[assignment]
+    cached, fresh = _assemble(chat, cache), _assemble(chat, None)
+    _same(cached, fresh)
+    assert [m.text for m in cached.memories] == ["They met."]
