@@ -429,9 +429,12 @@ def prompt_texts(messages: Sequence[ChatMessage], texts: MutableMapping[str, str
         m = messages[i]
         if m.role != "assistant":
             continue
+        reasoning = m.reasoning if own or added < fmt.add_to_prompt else ""
+        if done and not reasoning:
+            continue  # stripped already and nothing to add: its text stands, unread
         sent = texts[m.id]
         text = sent if done else strip(sent)
-        if (own or added < fmt.add_to_prompt) and (reasoning := m.reasoning):
+        if reasoning:
             text = format_reasoning(fmt, reasoning, text if (text or not own) else None)
             added += 1
         if text is not sent:
