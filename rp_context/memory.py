@@ -10,8 +10,10 @@ never writes; `summarize` (run after a reply) is the one writer.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import compress, count, repeat
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from .segments import Segment, SegmentKind, Tier
@@ -53,18 +55,34 @@ class StoredMemory:
     """Index of the oldest message kept when it was written (None: unknown, e.g. SillyTavern)."""
 
 
-def stored_memories(messages: Sequence[ChatMessage]) -> list[StoredMemory]:
-    """Every stored summary, oldest first (messages as the prompt sees them, hidden ones out)."""
-    index = {m.id: i for i, m in enumerate(messages)}
+def stored_memories(messages: Sequence[ChatMessage], index: Mapping[str, int] | None = None,
+                    at: Sequence[int] | None = None) -> list[StoredMemory]:
+    """Every stored summary, oldest first (messages as the prompt sees them, hidden ones out).
+    `index` (message id → position, the last one for a repeated id) and `at` (the positions
+    that may hold one, in order) save finding them; those without one are passed over in C."""
+    at = _holding(messages) if at is None else at
+    if at and index is None:
+        index = dict(zip(map(attrgetter("id"), messages), count()))
     out: list[StoredMemory] = []
-    for i, m in enumerate(messages):
+    for i in at:
+        m = messages[i]
         text = m.extra.get(MEMORY_KEY) if isinstance(m.extra, dict) else None
         if not isinstance(text, str) or not text.strip():
             continue
         meta = m.extra.get(META_KEY)
         front_id = meta.get("front") if isinstance(meta, dict) else None
-        out.append(StoredMemory(i, m.id, text.strip(), index.get(str(front_id)) if front_id else None))
+        front = index.get(str(front_id)) if front_id and index is not None else None
+        out.append(StoredMemory(i, m.id, text.strip(), front))
     return out
+
+
+def _holding(messages: Sequence[ChatMessage]) -> list[int]:
+    """Where a message has something under the summary key (every message when an `extra` is
+    not a dict: the caller's checks judge those)."""
+    try:
+        return list(compress(count(), map(dict.get, map(attrgetter("extra"), messages), repeat(MEMORY_KEY))))
+    except TypeError:
+        return list(range(len(messages)))
 
 
 def choose_memory(memories: Sequence[StoredMemory], front: int | None) -> StoredMemory | None:

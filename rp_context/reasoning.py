@@ -11,7 +11,7 @@ reasoning template and settings plus the thinking switch and a token budget).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
@@ -411,7 +411,7 @@ def inline_stripper(fmt: ReasoningFormat) -> Callable[[str], str]:
     return strip
 
 
-def prompt_texts(messages: Sequence[ChatMessage], texts: dict[str, str], fmt: ReasoningFormat, *,
+def prompt_texts(messages: Sequence[ChatMessage], texts: MutableMapping[str, str], fmt: ReasoningFormat, *,
                  continuing: bool = False, stripped: int = 0) -> None:
     """Reasoning in the prompt, in place of `texts` (message id → text sent): inline blocks are
     removed, stored reasoning stays out except for the last `fmt.add_to_prompt` replies, and a
@@ -429,9 +429,12 @@ def prompt_texts(messages: Sequence[ChatMessage], texts: dict[str, str], fmt: Re
         m = messages[i]
         if m.role != "assistant":
             continue
+        reasoning = m.reasoning if own or added < fmt.add_to_prompt else ""
+        if done and not reasoning:
+            continue  # stripped already and nothing to add: its text stands, unread
         sent = texts[m.id]
         text = sent if done else strip(sent)
-        if (own or added < fmt.add_to_prompt) and (reasoning := m.reasoning):
+        if reasoning:
             text = format_reasoning(fmt, reasoning, text if (text or not own) else None)
             added += 1
         if text is not sent:
@@ -469,7 +472,7 @@ def thinking_switch(fmt: ReasoningFormat, thinking: bool | None) -> str:
     return fmt.on_switch if thinking else fmt.off_switch
 
 
-def prepare_prompt(messages: Sequence[ChatMessage], texts: dict[str, str], fmt: ReasoningFormat,
+def prepare_prompt(messages: Sequence[ChatMessage], texts: MutableMapping[str, str], fmt: ReasoningFormat,
                    chat_metadata: dict[str, object] | None, *, mode: str = "normal",
                    header: str = "", stripped: int = 0) -> str:
     """Every reasoning rule of a prompt in one place: `prompt_texts`, then this chat's thinking

@@ -18,6 +18,11 @@ cache are frozen per message.
 7. `history`: the stored memory and one segment per message (`AssemblyCache` reuses them);
 8. `tail`: depth injections spliced into the history, post-history, generation header.
 
+`AssemblyCache` (in `history.py`) carries a chat from turn to turn: `columns` compares the
+chat's messages with the last turn's in C, `turn` keeps the visible messages, their texts and
+segments, cut back to the first change; a warm turn of a long chat does Python work only for
+the messages that are new or changed.
+
 The stages pass frozen values (`model.Request`, `Identity`, `CardTexts`, `ChatTexts`,
 `LorePlacement`); segments are frozen too.
 """

@@ -63,11 +63,13 @@ def assemble(
     head: list[Segment] = story_segments(req, ident, card, placed, examples)  # 5 story string
     head += example_segments(req, ident, examples)                     # 6 examples, chat start
     head += chat_start_segments(req, ident, head)
-    memories, memory = memory_segment(texts.visible)                   # 7 memory and history
-    history = cache.segments(texts.visible, texts.ids, texts.texts, ident.user)
+    memories = cache.memories()                                        # 7 memory and history
+    memory = memory_segment(memories)
+    segments = cache.segments(texts, ident.user)                       # a new list: built on in place
     extras = injections(req, ident, placed, texts.visible)             # 8 the tail
-    history = splice(history, extras, continuing=mode == "continue")
-    segments = [*head, *memory, *closing_segments(req, ident, card, history, texts.prefill)]
+    splice(segments, extras, continuing=mode == "continue")
+    closing_segments(req, ident, card, segments, texts.prefill)
+    segments[:0] = [*head, *memory]  # moves the history up in C, no copy of it
     return AssembledPrompt(
         segments=segments, template=instruct, user=ident.user, char=ident.speaker,
         group=ident.group, members=ident.members, mode=mode, stop=stop_strings(req), lore=lore,

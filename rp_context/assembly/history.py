@@ -7,11 +7,9 @@ segment) so the next turn redoes only the messages that are new or were edited.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from bisect import bisect_left
+from collections.abc import Callable
 from datetime import datetime
-from itertools import compress, repeat
-from operator import attrgetter, not_
 from typing import Any
 
 from .._types import Role
@@ -21,55 +19,11 @@ from ..memory import MEMORY_KEY, StoredMemory, memory_text, stored_memories
 from ..reasoning import ReasoningFormat, inline_stripper, prepare_prompt
 from ..segments import Segment, SegmentKind, Tier
 from ..templates.model import InstructTemplate
+from .columns import Columns
 from .model import ChatTexts, Identity, Request
+from .turn import Turn, TurnTexts
 
 __all__ = ["AssemblyCache", "chat_texts", "memory_segment"]
-
-
-_ID, _TEXT, _NAME, _ROLE, _HIDDEN, _EXTRA = (attrgetter(a) for a in ("id", "text", "name", "role", "hidden", "extra"))
-
-
-def _shared(new: Sequence[list[Any]], old: Sequence[list[Any]] | None) -> int:
-    """How many leading messages the previous turn's columns `old` share with `new`, compared
-    in C a whole column slice at a time: all of them when the chat only grew or shrank at its
-    end, else the longest shared prefix (a swipe or an edit near the end costs a few slices)."""
-    if old is None:
-        return 0
-    n = min(len(old[0]), len(new[0]))
-    if all((a if len(a) == n else a[:n]) == (b if len(b) == n else b[:n]) for a, b in zip(new, old, strict=True)):
-        return n  # the chat grew or shrank at its end: one slice of the longer side per column
-
-    def same(k: int) -> bool:
-        return all(a[:k] == b[:k] for a, b in zip(new, old, strict=True))
-
-    if same(n):
-        return n
-    lo, hi = 0, n - 1  # same(lo) holds, same(hi + 1) does not
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        lo, hi = (mid, hi) if same(mid) else (lo, mid - 1)
-    return lo
-
-
-@dataclass(frozen=True, slots=True)
-class _LastTexts:
-    ids: list[str]
-    raws: list[str]
-    roles: list[str]
-    clean: list[str]
-    sent: list[str]
-    """`clean` with inline reasoning blocks removed from replies (`fmt`'s rule)."""
-    fmt: ReasoningFormat | None
-    macros: tuple[int, ...]
-    """Where the messages with macros are (expanded again every turn)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _LastSegments:
-    columns: tuple[list[str], list[str], list[str], list[str]]
-    """ids, texts sent, names, roles."""
-    user: str
-    segments: list[Segment]
 
 
 class AssemblyCache:
@@ -77,62 +31,88 @@ class AssemblyCache:
     segment. Hold one per chat (a session, a benchmark's loop) and pass it to every `assemble`;
     without one, every turn converts every message again.
 
-    The messages the chat shares with the last turn up front (same ids, texts, names and
-    roles, compared column by column) take their results whole; each message after them is
-    looked up by id and converted afresh if its text, name or role changed.
-    Segments are frozen, so sharing them between turns is safe."""
+    The messages the chat shares with the last turn up front (the same objects with the same
+    id, name, role, text and hidden flag, compared in C) keep their texts and segments; each
+    message after them is looked up by id and converted afresh if its text changed. Text with
+    macros is expanded every turn. Segments are frozen, so sharing them between turns is safe."""
 
     def __init__(self) -> None:
         self._plain: dict[str, tuple[str, str]] = {}
         """Message id → (its text as last seen, the text sent) for text without macros."""
         self._segments: dict[str, tuple[str, str, str, str, Segment]] = {}
         """Message id → (text sent, its name, its role, the user's name, its segment)."""
-        self._last_texts: _LastTexts | None = None
-        self._last_segments: _LastSegments | None = None
+        self._columns = Columns()
+        self._turn = Turn()
         self.macros: dict[tuple[object, ...], str] = {}
         """Card, preset and lore texts whose macro expansion is pure (`MacroContext.memo`)."""
 
-    def texts(self, visible: Sequence[ChatMessage], who: ChatIdentity, *, now: datetime | None,
-              warnings: list[str], fmt: ReasoningFormat | None = None
-              ) -> tuple[list[str], dict[str, str], bool, int]:
-        """The message ids, id → text after macros (and, with `fmt`, inline reasoning blocks out
-        of replies, `inline_stripper`), whether a message got new frozen macro values, and how
-        many leading messages are stripped so (for `prompt_texts`). Text with macros is
-        expanded every turn."""
-        ids, raws, roles = list(map(_ID, visible)), list(map(_TEXT, visible)), list(map(_ROLE, visible))
-        last = self._last_texts
-        k = _shared((ids, raws, roles), (last.ids, last.raws, last.roles) if last is not None else None)
-        clean = last.clean[:k] if last is not None and k else []
-        macros = [i for i in last.macros if i < k] if last is not None and k else []
-        self._trim(self._plain, len(visible))
-        for i in range(k, len(visible)):
-            text, plain = self._clean(ids[i], raws[i])
-            clean.append(text)
-            if not plain:
-                macros.append(i)
-        strip = inline_stripper(fmt) if fmt is not None else None
-        reuse = k if last is not None and strip is not None and last.fmt == fmt else 0
-        sent = last.sent[:reuse] if last is not None and reuse else []
-        sent += [strip(clean[i]) if strip is not None and roles[i] == "assistant" else clean[i]
-                 for i in range(reuse, len(visible))]
-        # repeated ids: the later message's text stands, as when set one by one (and
-        # `prompt_texts` strips what it finds under each id, so it gets the texts unstripped)
-        texts = dict(zip(ids, sent, strict=True))
-        last_of = None
-        if len(texts) < len(ids):
-            texts = dict(zip(ids, clean, strict=True))
-            last_of = {mid: i for i, mid in enumerate(ids)}
+    def texts(self, messages: list[ChatMessage], who: ChatIdentity, *, now: datetime | None,
+              warnings: list[str], fmt: ReasoningFormat) -> TurnTexts | dict[str, str]:
+        """The visible messages' texts this turn, before the reasoning rules of the newest ones
+        (`prepare_prompt`): macros expanded and inline reasoning blocks out of replies
+        (`inline_stripper`). Keyed by id; a plain dict, unstripped, when an id repeats."""
+        try:
+            self._update(messages, fmt)
+            turn = self._turn
+            turn.changed = self._expand(turn, who, now, warnings, inline_stripper(fmt))
+        except BaseException:  # half updated: start over next turn rather than trust it
+            self._columns, self._turn = Columns(), Turn()
+            raise
+        texts = turn.view()
+        return texts if texts is not None else self._repeated(turn)
+
+    def _update(self, messages: list[ChatMessage], fmt: ReasoningFormat) -> None:
+        """Cut the turn back to the first message that changed and add the rest afresh."""
+        turn = self._turn
+        shared = self._columns.update(messages)
+        if fmt != turn.fmt:
+            shared = 0  # what was sent depends on the reasoning format
+        turn.truncate(shared)
+        turn.fmt = fmt
+        strip = inline_stripper(fmt)
+        for i in range(shared, len(messages)):
+            self._add(turn, i, messages[i], strip)
+        self._trim(self._plain, len(messages))
+
+    @property
+    def turn(self) -> Turn:
+        """The visible messages of the latest turn and what they became."""
+        return self._turn
+
+    def memories(self) -> list[StoredMemory]:
+        """The summaries stored on the latest turn's visible messages, oldest first (the
+        messages without one are passed over in C)."""
+        turn, columns = self._turn, self._columns
+        at = [i - bisect_left(turn.hidden_at, i) for i in columns.holding(MEMORY_KEY)]
+        return stored_memories(turn.visible, turn.position, at)
+
+    def _add(self, turn: Turn, at: int, m: ChatMessage, strip: Callable[[str], str]) -> None:
+        """Message `at` of the chat, new or changed since the last turn, into the turn."""
+        if m.hidden:
+            turn.hidden_at.append(at)
+            return
+        text, plain = self._clean(m.id, m.text)
+        if not plain:
+            turn.macros.append(len(turn.visible))
+        turn.append(m, text, strip(text) if m.role == "assistant" else text)
+
+    def _expand(self, turn: Turn, who: ChatIdentity, now: datetime | None, warnings: list[str],
+                strip: Callable[[str], str]) -> bool:
+        """Expand the macros of the messages that have them; whether one got new frozen values."""
         changed = False
-        for i in macros:
-            m = visible[i]
+        for i in turn.macros:
+            m = turn.visible[i]
             before = repr(m.extra.get(FROZEN_KEY))
             text = message_text(m, who, now=now, warnings=warnings)
             changed = changed or repr(m.extra.get(FROZEN_KEY)) != before
-            sent[i] = strip(text) if strip is not None and roles[i] == "assistant" else text
-            if last_of is None or last_of[ids[i]] == i:
-                texts[ids[i]] = sent[i] if last_of is None else text
-        self._last_texts = _LastTexts(ids, raws, roles, clean, sent, fmt, tuple(macros))
-        return ids, texts, changed, len(ids) if last_of is None and strip is not None else 0
+            turn.raw[i] = text
+            turn.sent[i] = strip(text) if m.role == "assistant" else text
+        return changed
+
+    def _repeated(self, turn: Turn) -> dict[str, str]:
+        """An id repeats: the later message's text stands, as when set one by one, unstripped
+        (`prompt_texts` then strips every reply it finds under each id)."""
+        return dict(zip(turn.ids, turn.raw, strict=True))
 
     def _clean(self, mid: str, raw: str) -> tuple[str, bool]:
         """A message's text without carriage returns, and whether it is free of macros."""
@@ -145,19 +125,23 @@ class AssemblyCache:
         self._plain[mid] = (raw, clean)
         return clean, True
 
-    def segments(self, visible: Sequence[ChatMessage], ids: list[str], texts: Mapping[str, str],
-                 user: str) -> list[Segment]:
+    def segments(self, texts: ChatTexts, user: str) -> list[Segment]:
         """One `chat_message` segment per visible message, reused while it is unchanged."""
-        columns = (ids, list(map(texts.__getitem__, ids)), list(map(_NAME, visible)),
-                   list(map(_ROLE, visible)))
-        last = self._last_segments
-        same = last is not None and last.user == user
-        k = _shared(columns, last.columns if last is not None and same else None)
-        out = last.segments[:k] if last is not None and k else []
+        turn, visible = self._turn, texts.visible
         self._trim(self._segments, len(visible))
-        sent = columns[1]
-        out += [self._segment(visible[i], sent[i], user) for i in range(k, len(visible))]
-        self._last_segments = _LastSegments(columns, user, out)
+        final = texts.texts
+        if not isinstance(final, TurnTexts):  # an id repeats: every message's text by its id
+            turn.segments = [self._segment(m, final[mid], user) for m, mid in zip(visible, texts.ids, strict=True)]
+            turn.fresh, turn.user = 0, ""  # the next turn redoes them all
+            return list(turn.segments)
+        out = turn.segments
+        keep = turn.fresh if turn.user == user else 0
+        del out[keep:]
+        for i in sorted({*turn.macros, *turn.overridden, *final.changed_at()}):
+            if i < keep:  # texts with macros, and the newest ones the reasoning rules touched
+                out[i] = self._segment(visible[i], final.at(i), user)
+        out += [self._segment(visible[i], final.at(i), user) for i in range(keep, len(visible))]
+        turn.user, turn.fresh, turn.overridden = user, len(out), final.changed_at()
         return list(out)
 
     def _segment(self, m: ChatMessage, text: str, user: str) -> Segment:
@@ -191,14 +175,13 @@ def _message_segment(m: ChatMessage, text: str, user: str) -> Segment:
 def chat_texts(req: Request, ident: Identity, cache: AssemblyCache) -> ChatTexts:
     """The visible messages and the text each sends: macros frozen per message, then the
     reasoning rules (blocks out but for the last N replies, the thinking switch)."""
-    messages = req.chat.messages
-    visible = list(compress(messages, map(not_, map(_HIDDEN, messages))))  # in C: a long chat
     fmt = req.instruct.reasoning
-    ids, texts, changed, stripped = cache.texts(visible, ident.who, now=req.now,
-                                                warnings=ident.warnings, fmt=fmt)
-    prefill = prepare_prompt(visible, texts, fmt, ident.meta, mode=req.mode,
+    texts = cache.texts(req.chat.messages, ident.who, now=req.now, warnings=ident.warnings, fmt=fmt)
+    turn = cache.turn
+    stripped = len(turn.ids) if isinstance(texts, TurnTexts) else 0
+    prefill = prepare_prompt(turn.visible, texts, fmt, ident.meta, mode=req.mode,
                              header=_own_header(req.instruct), stripped=stripped)
-    return ChatTexts(visible, ids, texts, prefill, changed)
+    return ChatTexts(turn.visible, turn.ids, texts, prefill, turn.changed)
 
 
 def _own_header(instruct: InstructTemplate) -> str:
@@ -208,22 +191,12 @@ def _own_header(instruct: InstructTemplate) -> str:
     return instruct.last_output_sequence or instruct.output_sequence
 
 
-def memory_segment(visible: Sequence[ChatMessage]) -> tuple[list[StoredMemory], list[Segment]]:
-    """The summaries stored in the chat, and the `memory` segment showing the newest (the
-    budget keeps it only when something is evicted)."""
-    memories = stored_memories(visible) if _may_hold_memory(visible) else []
+def memory_segment(memories: list[StoredMemory]) -> list[Segment]:
+    """The `memory` segment showing the newest summary stored in the chat (the budget keeps it
+    only when something is evicted)."""
     if not memories:
-        return memories, []
+        return []
     newest = memories[-1]
-    return memories, [Segment(id="memory", kind=SegmentKind.MEMORY, role="system",
-                              text=memory_text(newest.text, "[Summary: {{summary}}]"),
-                              source=f"chat:{newest.message_id}:memory", message_id=None)]
-
-
-def _may_hold_memory(visible: Sequence[ChatMessage]) -> bool:
-    """False when no message has anything under the summary key (searched in C): a long chat
-    without summaries then skips `stored_memories`' walk."""
-    try:
-        return any(map(dict.get, map(_EXTRA, visible), repeat(MEMORY_KEY)))
-    except TypeError:  # an `extra` that is not a dict: let `stored_memories` judge it
-        return True
+    return [Segment(id="memory", kind=SegmentKind.MEMORY, role="system",
+                    text=memory_text(newest.text, "[Summary: {{summary}}]"),
+                    source=f"chat:{newest.message_id}:memory", message_id=None)]

@@ -223,7 +223,9 @@ class CardTexts:
 
 @dataclass(frozen=True, slots=True)
 class ChatTexts:
-    """Stage 3: the visible messages and the text each one sends (macros, reasoning rules)."""
+    """Stage 3: the visible messages and the text each one sends (macros, reasoning rules).
+    With an `AssemblyCache`, the lists and the mapping are the cache's own: read them during
+    this `assemble`, never keep them (the next turn changes them in place)."""
 
     visible: list[ChatMessage]
     ids: list[str]

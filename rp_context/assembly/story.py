@@ -64,8 +64,13 @@ def _card_fields(req: Request, ident: Identity, ctx: MacroContext) -> Fields:
     """description/personality/scenario/mes_example as (owner, text) pieces; joined in groups."""
     roster = req.roster
     if roster is not None and len(roster.members) > 1:
+        contexts: dict[str, MacroContext] = {}  # one per member, not one per field
+
         def expand(text: str, member: GroupMember) -> str:
-            return expand_macros(text, dataclasses.replace(ctx, char=member.char))
+            own = contexts.get(member.char)
+            if own is None:
+                own = contexts[member.char] = dataclasses.replace(ctx, char=member.char)
+            return expand_macros(text, own)
 
         gf = group_card_fields(roster, list(req.cards), ident.speaker, wrap=req.instruct.wrap,
                                expand=expand)

@@ -144,13 +144,13 @@ def _role(value: Any) -> Role:
 
 
 def splice(history: list[Segment], injections: Sequence[Injection], *, continuing: bool) -> list[Segment]:
-    """SillyTavern `doChatInject`: one merged turn per (depth, role), assistant/user/system top-down."""
+    """SillyTavern `doChatInject`: one merged turn per (depth, role), assistant/user/system
+    top-down. Changes `history` in place (only its newest messages: a long chat costs no more)."""
     if not injections:
         return history
     # Only the newest messages can receive injections: splice into that tail, keep the rest.
     keep = max(0, len(history) - (max(i.depth for i in injections) + 2))
-    older, recent = history[:keep], history[keep:]
-    newest_first: list[list[Segment]] = [[seg] for seg in reversed(recent)]
+    newest_first: list[list[Segment]] = [[seg] for seg in reversed(history[keep:])]
     inserted = 0
     for depth in sorted({i.depth for i in injections}):
         for role in ROLES:
@@ -160,7 +160,8 @@ def splice(history: list[Segment], injections: Sequence[Injection], *, continuin
             at = depth + inserted + (1 if continuing and depth == 0 else 0)
             newest_first.insert(min(at, len(newest_first)), turn)
             inserted += 1
-    return older + [seg for unit in reversed(newest_first) for seg in unit]
+    history[keep:] = [seg for unit in reversed(newest_first) for seg in unit]
+    return history
 
 
 def _merged_turn(depth: int, role: Role, injections: Sequence[Injection]) -> list[Segment]:
@@ -179,9 +180,10 @@ def _merged_turn(depth: int, role: Role, injections: Sequence[Injection]) -> lis
 def closing_segments(req: Request, ident: Identity, card: CardTexts, history: list[Segment],
                      prefill: str) -> list[Segment]:
     """The history with the post-history instructions after it (before the open message when
-    continuing), then the generation header and the reasoning prefill."""
+    continuing), then the generation header and the reasoning prefill: added to `history` in
+    place (a long chat's history is not copied)."""
     instruct = req.instruct
-    out = list(history)
+    out = history
     if card.post_history:
         phi = Segment(id="post_history", kind=SegmentKind.POST_HISTORY, role="user",
                       text=card.post_history, pinned=True, source=card.post_history_source)

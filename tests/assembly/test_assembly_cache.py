@@ -10,6 +10,7 @@ import pytest
 from rp_context.assembly import AssembledPrompt, AssemblyCache, assemble
 from rp_context.cards import Card, Persona
 from rp_context.chat import Chat, ChatHeader, ChatMessage
+from rp_context.memory import MEMORY_KEY
 from rp_context.presets.library import load_preset
 
 
@@ -47,6 +48,12 @@ def _swipe(chat: Chat) -> None:
     last.select_swipe(1)
 
 
+def _replace_then_edit(chat: Chat) -> None:
+    """A caller that swaps a message for an equal copy and edits the copy in place."""
+    chat.messages[3] = chat.messages[3].model_copy(deep=True)
+    chat.messages[3].text = "Edited copy."
+
+
 EDITS: dict[str, Callable[[Chat], None]] = {
     "a new turn": lambda c: (_add(c, "user", "Well?"), _add(c, "assistant", "Well what.")),
     "an edit in the middle": lambda c: setattr(c.messages[5], "text", "Changed line."),
@@ -63,6 +70,11 @@ EDITS: dict[str, Callable[[Chat], None]] = {
     "an old reply given a block": lambda c: setattr(c.messages[4], "text", "<think>x</think>Old."),
     "stored reasoning": lambda c: c.messages[-1].set_reasoning("Weighing it.") if c.messages[-1].role
     == "assistant" else c.messages[-2].set_reasoning("Weighing it."),
+    "a message deleted in the middle": lambda c: c.messages.pop(len(c.messages) // 2),
+    "a hidden message shown again": lambda c: [setattr(m, "hidden", False) for m in c.messages],
+    "an id changed": lambda c: setattr(c.messages[1], "id", "renumbered"),
+    "a summary stored on an old message": lambda c: c.messages[2].extra.update({MEMORY_KEY: "They met."}),
+    "a message replaced by its copy, then edited": _replace_then_edit,
 }
 
 
@@ -70,6 +82,7 @@ def _same(a: AssembledPrompt, b: AssembledPrompt) -> None:
     assert [s.model_dump() for s in a.segments] == [s.model_dump() for s in b.segments]
     assert a.text == b.text
     assert a.warnings == b.warnings
+    assert a.memories == b.memories
 
 
 @pytest.mark.parametrize("edit", list(EDITS))
@@ -110,7 +123,8 @@ def test_unchanged_messages_keep_their_segments_across_turns() -> None:
     assert fresh.by_id("msg:0") is not first.by_id("msg:0")
 
 
-@pytest.mark.parametrize("reasoning", [{"add_to_prompt": 2}, {"parse": False}, {"add_to_prompt": 1, "parse": False}])
+@pytest.mark.parametrize("reasoning", [{"add_to_prompt": 2}, {"parse": False}, {"add_to_prompt": 1, "parse": False},
+                                       {"thinking": False, "off_switch": " /no_think"}])
 def test_a_cached_turn_follows_the_reasoning_rules(reasoning: dict[str, object]) -> None:
     chat = _chat()
     chat.messages[2].text = "<think>\nOld thought.\n</think>\n\nLine 2."
@@ -122,3 +136,36 @@ def test_a_cached_turn_follows_the_reasoning_rules(reasoning: dict[str, object])
         EDITS[edit](chat)
         _same(_assemble(chat, cache, reasoning=reasoning), _assemble(chat, None, reasoning=reasoning))
         _same(_assemble(chat, cache), _assemble(chat, None))
+
+
+def test_what_the_reasoning_rules_add_to_one_turn_is_gone_the_next() -> None:
+    """The thinking switch rides on the newest user message and stored reasoning on the newest
+    reply only: a cached turn after new messages carries them on the new ones alone."""
+    reasoning = {"thinking": False, "off_switch": " /no_think", "add_to_prompt": 1}
+    chat = _chat()
+    chat.messages[-2].set_reasoning("Weighing it.")
+    cache = AssemblyCache()
+    for step in range(4):
+        got = _assemble(chat, cache, reasoning=reasoning)
+        _same(got, _assemble(chat, None, reasoning=reasoning))
+        switched = [s.message_id for s in got.segments if s.text.endswith(" /no_think")]
+        newest_user = next(m.id for m in reversed(chat.messages) if m.role == "user")
+        assert switched == [newest_user]
+        _add(chat, "user", f"Turn {step}?")
+        _add(chat, "assistant", f"Answer {step}.")
+        chat.messages[-1].set_reasoning(f"Thought {step}.")
+
+
+def test_summaries_are_found_when_a_message_has_no_extra_dict() -> None:
+    """A message whose `extra` was replaced by something else is passed over, on a cached turn
+    as on a fresh one, and the summaries on the others still count; hidden ones never do."""
+    chat = _chat()
+    cache = AssemblyCache()
+    _assemble(chat, cache)
+    chat.messages[2].extra[MEMORY_KEY] = "They met."
+    chat.messages[5].extra[MEMORY_KEY] = "They parted."
+    chat.messages[5].hidden = True
+    chat.messages[3].extra = None  # type: ignore[assignment]
+    cached, fresh = _assemble(chat, cache), _assemble(chat, None)
+    _same(cached, fresh)
+    assert [m.text for m in cached.memories] == ["They met."]
