@@ -17,6 +17,7 @@ message and stops well past what fits, so a turn costs what the window holds, no
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter, is_
@@ -25,6 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, PrivateAttr
 
 from .assembly import AssembledPrompt
+from .assembly.columns import identical_prefix
 from .errors import BudgetError
 from .flatten import FlatMemo, FlatPrompt, Span
 from .memory import StoredMemory, choose_memory, memory_text
@@ -234,7 +236,6 @@ class _Counts:
         self.count_parts = self.text.count_parts
         self.pieces = self.text.pieces
         self.memos: dict[tuple[Any, ...], dict[int, tuple[Any, ...]]] = {}
-        self.front = _Front()
         self.flat = FlatMemo()
         self.batches: dict[int, tuple[list[Segment], str, list[Segment]]] = {}
         self.bodies: dict[int, tuple[list[Segment], int]] = {}
@@ -268,35 +269,88 @@ class _Counts:
         self.bodies[id(segs[0])] = (list(segs), n)
         return n
 
-    def memo(self, key: tuple[Any, ...]) -> dict[int, tuple[Any, ...]]:
-        """Per-segment costs for one template and chat setting (see `_Costs.prepare`)."""
+    def memo(self, key: tuple[Any, ...]) -> _Priced:
+        """What is priced for one template and chat setting (see `_Priced`)."""
         m = self.memos.get(key)
-        if m is None or len(m) > 200_000:
+        if m is None or len(m.segs) > 200_000:
             if len(self.memos) > 16:
                 self.memos.clear()
-            m = self.memos[key] = {}
+            m = self.memos[key] = _Priced()
         return m
 
 
-class _Front:
-    """What the history before the planned window holds (its messages, whether any segment is
-    pinned), kept across turns: a chat's front only grows, so a turn reads only the segments
-    added to it since the last one (the rest is compared by identity, in C)."""
+class _Priced:
+    """Kept across turns for one template and chat setting: each history segment's costs (by
+    the segment object), the history priced in order with running sums (`_History`), and the
+    turns each round of the chat grouped into (`_group`)."""
+
+    def __init__(self) -> None:
+        self.segs: dict[int, tuple[Any, ...]] = {}
+        self.history = _History()
+        self.rounds: dict[tuple[int, bool, bool], tuple[list[Segment], list[_Turn]]] = {}
+
+
+class _History:
+    """The whole history's costs, aligned with it, with running sums: the chat grows at its end,
+    so a turn prices only the segments after the first one that changed (compared by identity,
+    in C), and the plan finds its window by bisection instead of a walk."""
 
     def __init__(self) -> None:
         self.segs: list[Segment] = []
-        self.messages = 0
-        self.pinned = False
+        self.texts: list[int] = []
+        self.names: list[int] = []
+        self.labels: list[int] = []
+        self.marks: list[int] = []
+        """A segment's role markers when it opens a turn (one per message or block), else 0."""
+        self.content: list[int] = [0]
+        """content[i]: tokens of the unpinned text before segment i."""
+        self.pinned: list[int] = [0]
+        self.messages: list[int] = [0]
+        """messages[i]: chat messages before segment i."""
+        self.starts: list[int] = []
+        """Where the user messages that open a turn in every grouping are."""
 
-    def update(self, older: list[Segment]) -> _Front:
-        n = len(self.segs)
-        if n > len(older) or older[:n] != self.segs:
-            n, self.messages, self.pinned = 0, 0, False
-        new = older[n:]
-        self.messages += list(map(_KIND, new)).count(_MESSAGE)
-        self.pinned = self.pinned or any(map(_PINNED, new))
-        self.segs = older
-        return self
+    def update(self, history: list[Segment], cost: _Costs) -> None:
+        keep = identical_prefix(history, self.segs)
+        for column in (self.texts, self.names, self.labels, self.marks):
+            del column[keep:]
+        for column in (self.content, self.pinned, self.messages):
+            del column[keep + 1:]
+        del self.starts[bisect_left(self.starts, keep):]
+        last_block = history[keep - 1].block if keep else None
+        for i in range(keep, len(history)):
+            s = history[i]
+            text, name, label = cost.seg(s)
+            self.texts.append(text)
+            self.names.append(name)
+            self.labels.append(label)
+            block = s.block
+            self.marks.append(cost.markers.get(s.role or "system", 0)
+                              if block is None or block != last_block else 0)
+            last_block = block
+            self.content.append(self.content[-1] + (0 if s.pinned else text))
+            self.pinned.append(self.pinned[-1] + s.pinned)
+            self.messages.append(self.messages[-1] + (s.kind is _MESSAGE))
+            if _starts_turn(s):
+                self.starts.append(i)
+        self.segs = history
+
+    def window_start(self, budget: int, policy: BudgetPolicy) -> int:
+        """Where the history the reductions must see starts: 0, or a user message (which starts
+        a turn in every grouping) after which unpinned text alone is well over the budget, so
+        every turn before it is evicted whatever the reductions do. Chunked eviction fixes its
+        grid from the oldest turn and sees everything; older pinned turns would stay, so they do
+        too."""
+        if policy.eviction == "chunked":
+            return 0
+        need = budget * 1.25 + 64  # the content alone: every reduction's cost lies above ~0.9x of it
+        total = self.content[-1]
+        if total <= need:
+            return 0
+        i = bisect_left(self.content, total - need) - 1  # the newest i with more than `need` from it
+        k = bisect_right(self.starts, i) - 1
+        i = self.starts[k] if k >= 0 else 0
+        return 0 if i == 0 or self.pinned[i] else i
 
 
 def _measure_rules(a: AssembledPrompt, speaker: str, count: Any, count_parts: Any
@@ -403,50 +457,21 @@ def _plan(assembled: AssembledPrompt, counts: _Counts, policy: BudgetPolicy, bud
     if fixed_tokens > budget:
         raise BudgetError(_overflow_message(budget, fixed_tokens), _section_breakdown(head + tail, cost))
     base = fixed_tokens + (example_tokens if policy.examples != "never" else 0)
-    start, costs = _window_start(history, cost, budget, policy, counts.front)
+    table = cost.priced.history
+    table.update(history, cost)
+    start = table.window_start(budget, policy)
     older = None
     if start:
         older = _Turn(history[:start], "user")
         history = history[start:]
-    cost.prepare(history, costs)
+    cost.texts, cost.names, cost.labels = table.texts[start:], table.names[start:], table.labels[start:]
+    full = sum(cost.texts) + sum(cost.labels) + sum(table.marks[start:])
     plan = _Layout(assembled, cost, budget, head, history, tail, examples, fixed_tokens,
-                   example_tokens, base, _plain_total(history, cost), older)
+                   example_tokens, base, full, older)
     if older is not None:
-        plan.older_messages = counts.front.messages
+        plan.older_messages = table.messages[start]
         plan.older_at = older_at
     return plan
-
-
-def _window_start(history: list[Segment], cost: _Costs, budget: int, policy: BudgetPolicy,
-                  front: _Front) -> tuple[int, list[tuple[int, int, int]] | None]:
-    """Where the history the reductions must see starts: 0, or a user message (which starts a
-    turn in every grouping) after which unpinned text alone is well over the budget, so every
-    turn before it is evicted whatever the reductions do. Walked from the newest message, so the
-    cost is what fits in the window, not the chat's length; the costs it priced on the way come
-    back with it (newest first). Chunked eviction fixes its grid from the oldest turn and sees
-    everything; older pinned turns would stay, so they do too."""
-    if policy.eviction == "chunked":
-        return 0, None
-    need = budget * 1.25 + 64  # the content alone: every reduction's cost lies above ~0.9x of it
-    seen = 0
-    i = len(history)
-    seg = cost.seg
-    costs: list[tuple[int, int, int]] = []
-    while i > 0 and seen <= need:
-        i -= 1
-        s = history[i]
-        c = seg(s)
-        costs.append(c)
-        if not s.pinned:
-            seen += c[0]
-    if seen <= need:
-        return 0, costs
-    while i > 0 and not _starts_turn(history[i]):
-        i -= 1
-        costs.append(seg(history[i]))
-    if i == 0 or front.update(history[:i]).pinned:
-        return 0, costs
-    return i, costs
 
 
 def _starts_turn(s: Segment) -> bool:
@@ -929,18 +954,6 @@ def _hoist_injections(history: list[Segment], texts: list[int], labels: list[int
             [names[k] for k in out])
 
 
-def _plain_total(history: list[Segment], cost: _Costs) -> int:
-    """The history's full-structure cost, one turn per message or block, without building turns."""
-    total = sum(cost.texts) + sum(cost.labels)
-    markers = cost.markers
-    last_block: str | None = None
-    for s in history:
-        if s.block is None or s.block != last_block:
-            total += markers.get(s.role or "system", 0)
-        last_block = s.block
-    return total
-
-
 def _chunks(turns: list[_Turn], chunk_tokens: int) -> list[list[_Turn]]:
     chunks: list[list[_Turn]] = []
     size = 0
@@ -1121,17 +1134,8 @@ class _Costs:
         t = self.rules.template
         key = (id(t), t.name, self.rules.group, self.rules.user,
                self.rules.char if t.names_in_turns else None)
-        self.memo = counts.memo(key)
-
-    def prepare(self, history: list[Segment], newest: list[tuple[int, int, int]] | None = None) -> None:
-        """Count every history segment once: message segments are reused across turns, so their
-        costs are kept per segment object (per template and chat) and a turn counts only what
-        is new. `newest`: the costs of the history's last segments, newest first, already priced."""
-        known = newest or []
-        seg = self.seg
-        costs = [seg(s) for s in history[:len(history) - len(known)]]
-        costs += reversed(known[:len(history)])
-        self.texts, self.names, self.labels = ([c[k] for c in costs] for k in range(3))
+        self.priced = counts.memo(key)
+        self.memo = self.priced.segs
 
     def seg(self, s: Segment) -> tuple[int, int, int]:
         """(text, name, label) tokens of one history segment, from the memo when seen before."""

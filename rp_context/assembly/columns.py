@@ -10,7 +10,7 @@ from typing import Any
 
 from ..chat import ChatMessage
 
-__all__ = ["Columns", "first_difference"]
+__all__ = ["Columns", "first_difference", "identical_prefix"]
 
 _COMPARED = ("id", "name", "role", "text", "hidden")
 """The fields whose change makes a message's text or segment change (a column each: lists of
@@ -43,7 +43,7 @@ class Columns:
     def update(self, messages: list[ChatMessage]) -> int:
         """Take the chat's messages now; how many leading ones are unchanged since the last
         call (the same objects, with the same id, name, role, text and hidden flag)."""
-        same = _same_objects(messages, self.messages)
+        same = identical_prefix(messages, self.messages)
         del self.messages[same:], self.fields[same:]
         self.messages += messages[same:]
         self.fields += map(vars, messages[same:])
@@ -63,7 +63,7 @@ class Columns:
         return [i for i in found if not hidden[i]]
 
 
-def _same_objects(new: list[Any], old: list[Any]) -> int:
+def identical_prefix(new: list[Any], old: list[Any]) -> int:
     """How many leading items of `new` are the very objects of `old` (one C pass)."""
     if all(map(is_, new, old)):
         return min(len(new), len(old))
