@@ -441,6 +441,8 @@ class _Layout:
     older_messages: int = 0
     older_at: int = 0
     """Index of `older`'s first segment in the assembled segments."""
+    rounds: list[int] = field(default_factory=list)
+    """Where `history`'s rounds start (its user messages, and 0): no grouping spans two."""
 
 
 def _plan(assembled: AssembledPrompt, counts: _Counts, policy: BudgetPolicy, budget: int) -> _Layout:
@@ -468,6 +470,7 @@ def _plan(assembled: AssembledPrompt, counts: _Counts, policy: BudgetPolicy, bud
     full = sum(cost.texts) + sum(cost.labels) + sum(table.marks[start:])
     plan = _Layout(assembled, cost, budget, head, history, tail, examples, fixed_tokens,
                    example_tokens, base, full, older)
+    plan.rounds = [0, *(i - start for i in table.starts[bisect_right(table.starts, start):])]
     if older is not None:
         plan.older_messages = table.messages[start]
         plan.older_at = older_at
@@ -579,7 +582,7 @@ def _regroup(plan: _Layout, policy: BudgetPolicy
              ) -> tuple[list[_Turn], int, list[str], list[str], list[str]]:
     """Turns, their full cost, and the grouping reductions that apply (each only when the
     history would not fit without it; batching alone only when its text alone could fit)."""
-    history, cost, base, budget = plan.history, plan.cost, plan.base, plan.budget
+    cost, base, budget = plan.cost, plan.base, plan.budget
     group = plan.assembled.group
     full_tokens = plan.full_tokens
     reductions: list[str] = []
@@ -589,13 +592,13 @@ def _regroup(plan: _Layout, policy: BudgetPolicy
     if base + full_tokens > budget and policy.batching and group and (
         not policy.consolidation or base + sum(cost.texts) <= budget
     ):
-        grouped = _group(history, cost, batching=True, consolidation=False)
+        grouped = _group(plan, batching=True, consolidation=False)
         batched = [mid for t in grouped if t.batched for mid in t.message_ids]
         if batched:
             turns, full_tokens = grouped, sum(t.full for t in grouped)
             reductions.append("batching")
     if base + full_tokens > budget and policy.consolidation:
-        grouped = _group(history, cost, batching=policy.batching and group, consolidation=True)
+        grouped = _group(plan, batching=policy.batching and group, consolidation=True)
         merged = [mid for t in grouped if t.batched and any(s.role == "system" for s in t.segs)
                   for mid in t.message_ids]
         if merged or (policy.batching and group and not batched):
@@ -608,7 +611,7 @@ def _regroup(plan: _Layout, policy: BudgetPolicy
                 consolidated = merged
                 reductions.append("consolidation")
     if turns is None:
-        turns = _group(history, cost, batching=False, consolidation=False)
+        turns = _group(plan, batching=False, consolidation=False)
     return turns, full_tokens, reductions, batched, consolidated
 
 
@@ -865,13 +868,35 @@ def _split(segs: list[Segment]) -> tuple[list[Segment], list[Segment], list[Segm
     return segs[:first_hist], segs[first_hist:tail_start], segs[tail_start:]
 
 
-def _group(history: list[Segment], cost: _Costs, *, batching: bool, consolidation: bool) -> list[_Turn]:
+def _group(plan: _Layout, *, batching: bool, consolidation: bool) -> list[_Turn]:
+    """The planned history's turns, round by round (a user message opens a turn in every
+    grouping, so rounds group alone): a round whose segments are the objects a previous turn
+    grouped takes its turns whole."""
+    history, cost, memo = plan.history, plan.cost, plan.cost.priced.rounds
+    if len(memo) > 50_000:
+        memo.clear()
+    bounds = [*plan.rounds, len(history)]
+    turns: list[_Turn] = []
+    for a, b in zip(bounds, bounds[1:], strict=False):
+        if a == b:
+            continue
+        segs = history[a:b]
+        key = (id(segs[0]), batching, consolidation)
+        hit = memo.get(key)
+        if hit is None or len(hit[0]) != len(segs) or not all(map(is_, hit[0], segs)):
+            hit = memo[key] = (segs, _group_round(segs, cost, cost.texts[a:b], cost.labels[a:b],
+                                                  cost.names[a:b], batching, consolidation))
+        turns += hit[1]
+    return turns
+
+
+def _group_round(history: list[Segment], cost: _Costs, texts: list[int], labels: list[int],
+                 names: list[int], batching: bool, consolidation: bool) -> list[_Turn]:
     """Group history segments into turns: one per message or injection block, or per batch.
 
     batching: consecutive character replies share a turn; consolidation: narrator (system)
     messages join the character replies next to them.
     """
-    texts, labels, names = cost.texts, cost.labels, cost.names
     if batching:
         history, texts, labels, names = _hoist_injections(history, texts, labels, names)
     turns: list[_Turn] = []
