@@ -179,7 +179,7 @@ class FittedPrompt:
         return [*self.flat.stop, *[s for s in self.assembled.stop if s not in self.flat.stop]]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Turn:
     """One history unit kept or evicted as a whole: a message, an injection block, or a batch.
 
@@ -201,10 +201,23 @@ class _Turn:
     pinned: bool = False
     body: int | None = None
     """A batch's own text counted joined as `_batch` writes it (separate counts overshoot)."""
+    narrated: bool = False
+    """A batch that holds narrator (system) messages (consolidation)."""
+    ids: list[str] | None = None
+    """Its message ids, kept once grouped (`message_ids`)."""
+    alone: list[_Turn] | None = None
 
     @property
     def message_ids(self) -> list[str]:
+        if self.ids is not None:
+            return self.ids
         return list(filter(None, map(_MESSAGE_ID, self.segs)))  # in C: `older` holds most of a long chat
+
+    def chunk(self) -> list[_Turn]:
+        """The turn as a chunk of its own (kept with it: a turn is grouped once per round)."""
+        if self.alone is None:
+            self.alone = [self]
+        return self.alone
 
     def tokens(self, tier: Tier) -> int:
         n = len(self.segs)
@@ -287,7 +300,6 @@ class _Priced:
     def __init__(self) -> None:
         self.segs: dict[int, tuple[Any, ...]] = {}
         self.history = _History()
-        self.rounds: dict[tuple[int, bool, bool], tuple[list[Segment], list[_Turn]]] = {}
 
 
 class _History:
@@ -309,9 +321,13 @@ class _History:
         """messages[i]: chat messages before segment i."""
         self.starts: list[int] = []
         """Where the user messages that open a turn in every grouping are."""
+        self.rounds: dict[tuple[bool, bool], dict[int, tuple[int, list[_Turn]]]] = {}
+        """Per grouping (batching, consolidation): a round's start → its end and its turns, for
+        rounds of segments that have not changed since (`_group`)."""
 
     def update(self, history: list[Segment], cost: _Costs) -> None:
         keep = identical_prefix(history, self.segs)
+        self._forget_rounds(keep)
         for column in (self.texts, self.names, self.labels, self.marks):
             del column[keep:]
         for column in (self.content, self.pinned, self.messages):
@@ -334,6 +350,16 @@ class _History:
             if _starts_turn(s):
                 self.starts.append(i)
         self.segs = history
+
+    def _forget_rounds(self, keep: int) -> None:
+        """Forget the rounds that end after the first `keep` segments (they changed or grew)."""
+        k = bisect_left(self.starts, keep) - 1  # the round `keep` falls in starts at starts[k] (or 0)
+        gone = [0, *self.starts] if k < 0 else self.starts[k:]
+        for memo in self.rounds.values():
+            for a in gone:
+                memo.pop(a, None)
+            if len(memo) > 50_000:
+                memo.clear()
 
     def window_start(self, budget: int, policy: BudgetPolicy) -> int:
         """Where the history the reductions must see starts: 0, or a user message (which starts
@@ -441,8 +467,8 @@ class _Layout:
     older_messages: int = 0
     older_at: int = 0
     """Index of `older`'s first segment in the assembled segments."""
-    rounds: list[int] = field(default_factory=list)
-    """Where `history`'s rounds start (its user messages, and 0): no grouping spans two."""
+    start: int = 0
+    """Where `history` starts in the whole history (`_History`)."""
 
 
 def _plan(assembled: AssembledPrompt, counts: _Counts, policy: BudgetPolicy, budget: int) -> _Layout:
@@ -470,7 +496,7 @@ def _plan(assembled: AssembledPrompt, counts: _Counts, policy: BudgetPolicy, bud
     full = sum(cost.texts) + sum(cost.labels) + sum(table.marks[start:])
     plan = _Layout(assembled, cost, budget, head, history, tail, examples, fixed_tokens,
                    example_tokens, base, full, older)
-    plan.rounds = [0, *(i - start for i in table.starts[bisect_right(table.starts, start):])]
+    plan.start = start
     if older is not None:
         plan.older_messages = table.messages[start]
         plan.older_at = older_at
@@ -599,10 +625,9 @@ def _regroup(plan: _Layout, policy: BudgetPolicy
             reductions.append("batching")
     if base + full_tokens > budget and policy.consolidation:
         grouped = _group(plan, batching=policy.batching and group, consolidation=True)
-        merged = [mid for t in grouped if t.batched and any(s.role == "system" for s in t.segs)
-                  for mid in t.message_ids]
+        merged = [mid for t in grouped if t.narrated for mid in t.message_ids]
         if merged or (policy.batching and group and not batched):
-            batched = [mid for t in grouped if t.batched and all(s.role != "system" for s in t.segs)
+            batched = [mid for t in grouped if t.batched and not t.narrated
                        for mid in t.message_ids] or batched
             turns, full_tokens = grouped, sum(t.full for t in grouped)
             if batched and "batching" not in reductions:
@@ -621,7 +646,7 @@ def _evict_stage(red: _Reduction, plan: _Layout, policy: BudgetPolicy, available
     the history fit; with a summary stored, the memory shown takes its room too. Pinned turns
     (injections deeper than the kept history) stay at the top of what is kept."""
     turns = red.turns
-    chunks = _chunks(turns, chunk_tokens) if chunk_tokens else [[t] for t in turns]
+    chunks = _chunks(turns, chunk_tokens) if chunk_tokens else [t.chunk() for t in turns]
 
     def tiers_for(kept: list[list[_Turn]]) -> dict[int, Tier]:
         return red.tiers_for(kept, policy)
@@ -870,22 +895,20 @@ def _split(segs: list[Segment]) -> tuple[list[Segment], list[Segment], list[Segm
 
 def _group(plan: _Layout, *, batching: bool, consolidation: bool) -> list[_Turn]:
     """The planned history's turns, round by round (a user message opens a turn in every
-    grouping, so rounds group alone): a round whose segments are the objects a previous turn
-    grouped takes its turns whole."""
-    history, cost, memo = plan.history, plan.cost, plan.cost.priced.rounds
-    if len(memo) > 50_000:
-        memo.clear()
-    bounds = [*plan.rounds, len(history)]
+    grouping, so rounds group alone); a round the chat's history still holds unchanged takes
+    the turns it grouped into before (`_History.rounds`)."""
+    history, cost, table, start = plan.history, plan.cost, plan.cost.priced.history, plan.start
+    memo = table.rounds.setdefault((batching, consolidation), {})
+    bounds = [start, *table.starts[bisect_right(table.starts, start):], start + len(history)]
     turns: list[_Turn] = []
     for a, b in zip(bounds, bounds[1:], strict=False):
         if a == b:
             continue
-        segs = history[a:b]
-        key = (id(segs[0]), batching, consolidation)
-        hit = memo.get(key)
-        if hit is None or len(hit[0]) != len(segs) or not all(map(is_, hit[0], segs)):
-            hit = memo[key] = (segs, _group_round(segs, cost, cost.texts[a:b], cost.labels[a:b],
-                                                  cost.names[a:b], batching, consolidation))
+        hit = memo.get(a)
+        if hit is None or hit[0] != b:
+            i, j = a - start, b - start
+            hit = memo[a] = (b, _group_round(history[i:j], cost, cost.texts[i:j], cost.labels[i:j],
+                                             cost.names[i:j], batching, consolidation))
         turns += hit[1]
     return turns
 
@@ -936,6 +959,8 @@ def _group_round(history: list[Segment], cost: _Costs, texts: list[int], labels:
     for t in turns:
         if t.batched:
             t.body = cost.counts.body(t.segs)
+            t.narrated = any(s.role == "system" for s in t.segs)
+        t.ids = t.message_ids
     return turns
 
 

@@ -89,7 +89,7 @@ class FlatMemo:
         return self._units
 
 
-@dataclass
+@dataclass(slots=True)
 class _Unit:
     """A turn (role set) or raw text (role None) made of one or more segments."""
 

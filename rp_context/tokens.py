@@ -214,7 +214,8 @@ class _PartsMixin:
                 if at > 0 or piece:
                     piece.append(text[start:at])
                     pieces.append("".join(piece))
-                    piece, start = [], at
+                    piece.clear()
+                    start = at
             piece.append(text[start:] if start else text)
         return ids + self._run_ids([*pieces, "".join(piece)], cache)
 
