@@ -81,6 +81,8 @@ class FlatMemo:
         self.limit = limit
         self._key: tuple[Any, ...] | None = None
         self._units: dict[int, tuple[list[Segment], list[Span]]] = {}
+        self.turns: dict[int, _Unit] = {}
+        """Turns by their first segment, reused while their segments follow as before (`_units`)."""
 
     def table(self, key: tuple[Any, ...]) -> dict[int, tuple[list[Segment], list[Span]]]:
         """The spans by a turn's first segment (its id), for one template and set of names."""
@@ -98,6 +100,8 @@ class _Unit:
     examples: bool = False
     _text: str | None = None
     _ends: list[int] | None = None
+    start: int | None = None
+    """Where a new turn's first segment is in the segments being grouped (for `_remember`)."""
 
     @property
     def text(self) -> str:
@@ -119,23 +123,61 @@ class _Unit:
         return self.segments[0]
 
 
-def _units(segments: Sequence[Segment]) -> list[_Unit]:
+def _units(segments: Sequence[Segment], memo: dict[int, _Unit] | None = None) -> list[_Unit]:
+    """The segments as units: raw text runs, and turns (segments sharing a block are one).
+    With `memo`, a turn seen before is taken whole, the same `_Unit`, when its segments follow
+    here as they did (compared in C) and its edges fall where they fell."""
     units: list[_Unit] = []
-    for seg in segments:
+    last: _Unit | None = None
+    shared = False  # `last` is the memo's (never grown in place)
+    i, n = 0, len(segments)
+    while i < n:
+        seg = segments[i]
+        if memo is not None and seg.role is not None and (last is None or not _joins(seg, last)):
+            hit = memo.get(id(seg))
+            if hit is not None:
+                k = i + len(hit.segments)
+                if segments[i:k] == hit.segments and (k == n or not _joins(segments[k], hit)):
+                    units.append(hit)
+                    last, i, shared = hit, k, True
+                    continue
+        i += 1
         if seg.tier == Tier.EVICTED or seg.kind == SegmentKind.GENERATION_HEADER:
             continue
-        last = units[-1] if units else None
-        if seg.role is None:
-            if last is not None and last.role is None:
-                last.segments.append(seg)
-            else:
-                units.append(_Unit(None, [seg]))
-            continue
-        if last is not None and seg.block is not None and last.head.block == seg.block:
+        if last is not None and _joins(seg, last):
+            if shared:
+                last = units[-1] = _Unit(last.role, [*last.segments], examples=last.examples)
+                shared = False
             last.segments.append(seg)
             continue
-        units.append(_Unit(seg.role, [seg], examples=seg.kind == SegmentKind.EXAMPLE_DIALOGUE))
+        last = _Unit(seg.role, [seg], examples=seg.role is not None and seg.kind == SegmentKind.EXAMPLE_DIALOGUE)
+        units.append(last)
+        shared = False
+        if memo is not None and seg.role is not None:
+            last.start = i - 1
+    if memo is not None:
+        _remember(units, segments, memo)
     return units
+
+
+def _joins(seg: Segment, last: _Unit) -> bool:
+    """Whether `seg` continues unit `last`: raw text after raw text, or the same block."""
+    if seg.role is None:
+        return last.role is None
+    return seg.block is not None and last.head.block == seg.block
+
+
+def _remember(units: list[_Unit], segments: Sequence[Segment], memo: dict[int, _Unit]) -> None:
+    """Keep the new turns whose segments lay side by side (`_units` takes them whole later)."""
+    if len(memo) > 50_000:
+        memo.clear()
+    for unit in units:
+        at = unit.start
+        if at is not None:
+            unit.start = None
+            k = len(unit.segments)
+            if segments[at + k - 1] is unit.segments[-1]:
+                memo[id(unit.head)] = unit
 
 
 def flatten(
@@ -156,7 +198,7 @@ def flatten(
     if memo is not None:  # the reply's author shows in a middle turn only through name macros
         named = template.names_in_turns
         table = memo.table((template.model_dump_json(), user, char if named else None, group))
-    units = _units(segments)
+    units = _units(segments, memo.turns if memo is not None else None)
     header = next((s for s in segments if s.kind == SegmentKind.GENERATION_HEADER), None)
     # Runs: raw units alone; consecutive example turns; consecutive other turns.
     runs: list[list[_Unit]] = []
@@ -298,7 +340,8 @@ def _render_local(run: list[_Unit], conv: Conversation, memo: dict[int, tuple[li
         middle = j > first and j not in edges and (j > first_emit or not t.message_separator)
         if middle:
             hit = memo.get(id(unit.head))
-            if hit is not None and len(hit[0]) == len(unit.segments) and all(map(is_, hit[0], unit.segments)):
+            if hit is not None and (hit[0] is unit.segments or (
+                    len(hit[0]) == len(unit.segments) and all(map(is_, hit[0], unit.segments)))):
                 spans += hit[1]
                 continue
         parts = message_parts(conv, j, _message(unit), content_only=content_only[j], emitted=j > first_emit)

@@ -98,3 +98,28 @@ def test_flat_memo_reuses_middle_turns(repo_dir, shared_dir, family) -> None:
     t = assembled.template
     local = t.system_role == "native" and not (t.strict_alternation or t.block_prefix or t.user_alignment_message)
     assert bool(memo._units) == local  # only such templates keep turns
+
+
+def test_a_remembered_turn_is_never_grown_in_place(repo_dir) -> None:
+    """A turn the memo keeps is taken whole only where it ends as before: a segment of its block
+    after it (even past a skipped one) makes a new turn, and the kept one stays as it was."""
+    chat = synthetic_chat(12, characters=NAMES[:1], seed=2)
+    assembled = assemble(cards=_cards(repo_dir, 1), chat=chat, instruct=get_family("chatml"),
+                         context=load_preset("default", "context"))
+    segs = list(assembled.segments)
+    k = next(i for i, s in enumerate(segs) if s.message_id == chat.messages[5].id)
+    block = [s.model_copy(update={"block": "b"}) for s in segs[k:k + 2]]
+    memo = FlatMemo()
+    kw = dict(user=assembled.user, char=assembled.char)
+    first = [*segs[:k], *block, *segs[k + 2:]]
+    flatten(first, assembled.template, memo=memo, **kw)
+    kept = {id(u): list(u.segments) for u in memo.turns.values()}
+    extra = block[1].model_copy(update={"id": "extra", "text": "More."})
+    header = next(s for s in segs if s.kind.value == "generation_header")
+    grown = [*segs[:k], *block, header.model_copy(update={"id": "h2"}), extra, *segs[k + 2:]]
+    for variant in (grown, first):
+        got = flatten(variant, assembled.template, memo=memo, **kw)
+        plain = flatten(variant, assembled.template, **kw)
+        assert [(s.part.text, s.segment) for s in got.spans] == [(s.part.text, s.segment) for s in plain.spans]
+    assert {id(u): list(u.segments) for u in memo.turns.values() if id(u) in kept} == \
+           {i: v for i, v in kept.items() if i in {id(u) for u in memo.turns.values()}}
