@@ -120,6 +120,15 @@ def parse_send_date(value: Any) -> _dt.datetime | None:
 # ---------------------------------------------------------------------------------- models
 
 
+_assignments = 0
+
+
+def message_edits() -> int:
+    """How many field assignments `ChatMessage`s have had: a cache that saw the same message
+    objects at the same count saw every field as it is now (in-place edits all assign)."""
+    return _assignments
+
+
 class ChatMessage(LosslessModel):
     """One message; unknown SillyTavern keys (force_avatar, swipe_info, gen_started...) are kept."""
 
@@ -153,6 +162,11 @@ class ChatMessage(LosslessModel):
             if "id" in value and not isinstance(value["id"], str):
                 value["id"] = str(value["id"])
         return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        global _assignments
+        _assignments += 1
+        super().__setattr__(name, value)
 
     @property
     def timestamp(self) -> _dt.datetime | None:

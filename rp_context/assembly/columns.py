@@ -8,7 +8,7 @@ from itertools import compress, count, repeat
 from operator import is_, is_not, itemgetter, ne
 from typing import Any
 
-from ..chat import ChatMessage
+from ..chat import ChatMessage, message_edits
 
 __all__ = ["Columns", "first_difference", "identical_prefix"]
 
@@ -40,10 +40,24 @@ class Columns:
     columns: list[list[Any]] = field(default_factory=list)
     """Per compared field, its value for every message."""
 
+    edits: int = -1
+    """`message_edits()` when the columns were read."""
+
     def update(self, messages: list[ChatMessage]) -> int:
         """Take the chat's messages now; how many leading ones are unchanged since the last
-        call (the same objects, with the same id, name, role, text and hidden flag)."""
+        call (the same objects, with the same id, name, role, text and hidden flag). When no
+        message had a field assigned since, the kept ones are as they were: only new messages
+        are read."""
+        edits = message_edits()
         same = identical_prefix(messages, self.messages)
+        if same == len(self.messages) and edits == self.edits and self.columns:
+            fields = list(map(vars, messages[same:]))
+            self.messages += messages[same:]
+            self.fields += fields
+            for column, get in zip(self.columns, _GETTERS, strict=True):
+                column += map(get, fields)
+            return same
+        self.edits = edits
         del self.messages[same:], self.fields[same:]
         self.messages += messages[same:]
         self.fields += map(vars, messages[same:])
