@@ -855,10 +855,10 @@ def _memory_segment(memory: StoredMemory, policy: BudgetPolicy) -> Segment:
 
 
 def request_ids(fitted: FittedPrompt, segments: list[Segment], counter: TokenCounter
-                ) -> tuple[list[int], list[str]]:
-    """Token ids and stop strings of another request built on a fitted prompt's segments."""
+                ) -> tuple[list[int], list[str], str]:
+    """Token ids, stop strings and text of another request built on a fitted prompt's segments."""
     flat = _flatten(fitted.assembled, segments)
-    return _ids(flat, counter, fitted.assembled.template.bos_token, None), fitted.stop
+    return _ids(flat, counter, fitted.assembled.template.bos_token, None), fitted.stop, flat.text
 
 
 # --------------------------------------------------------------------------------------------

@@ -146,10 +146,12 @@ def summary_segments(fitted: FittedPrompt, policy: BudgetPolicy) -> list[Segment
 
 @dataclass(frozen=True)
 class SummaryRequest:
-    """The summary request as sent: its token ids and stop strings, the newest message it shows
-    (the summary covers up to there), and how long the summary may be."""
+    """The summary request as sent: its token ids, its text (for a server that does not speak
+    the model's tokenizer) and stop strings, the newest message it shows (the summary covers up
+    to there), and how long the summary may be."""
 
     ids: list[int]
+    text: str
     stop: list[str]
     covers: str
     max_tokens: int
@@ -165,12 +167,12 @@ def summary_request(fitted: FittedPrompt, policy: BudgetPolicy, counter: Any) ->
     want = min(policy.memory_length, max(16, int(policy.memory_share * fitted.report.budget)))
     segments = summary_segments(fitted, policy)
     while True:
-        ids, stop = request_ids(fitted, segments, counter)
+        ids, stop, text = request_ids(fitted, segments, counter)
         room = fitted.report.n_ctx - len(ids)
         shown = [i for i, s in enumerate(segments) if s.kind == SegmentKind.CHAT_MESSAGE]
         if shown and (room >= want or (room >= 16 and len(shown) == 1)):
             covers = segments[shown[-1]].message_id or ""
-            return SummaryRequest(ids, stop, covers, min(want, room))
+            return SummaryRequest(ids, text, stop, covers, min(want, room))
         if len(shown) <= 1:
             raise BudgetError(f"no room for a summary: the request is {len(ids)} tokens of "
                               f"{fitted.report.n_ctx}")
@@ -179,11 +181,15 @@ def summary_request(fitted: FittedPrompt, policy: BudgetPolicy, counter: Any) ->
 
 def summarize(backend: Any, fitted: FittedPrompt, counter: Any, policy: BudgetPolicy,
               sampler: Any) -> tuple[str, str]:
-    """Ask the model for the summary (blocking; run it after the reply is shown); returns the
-    summary and the id of the newest message it covers."""
+    """Ask `backend` for the summary (blocking; run it after the reply is shown): the request's
+    ids, and its text for a server that takes text; returns the summary and the id of the newest
+    message it covers."""
+    from .backends.base import PromptInput
+
     request = summary_request(fitted, policy, counter)
     settings = sampler.model_copy(update={"max_tokens": request.max_tokens}) if sampler is not None else None
-    stream = backend.stream(request.ids, sampler=settings, stop=request.stop)
+    prompt = PromptInput(ids=tuple(request.ids), text=request.text)
+    stream = backend.stream(prompt, sampler=settings, stop=request.stop)
     text = ""
     try:
         for piece in stream:

@@ -183,6 +183,9 @@ class SessionOptions(BaseModel):
     """Layers offloaded to the GPU (-1: all) when the model runs in process."""
     server: str | None = None
     """OpenAI-compatible server URL to run on instead of the in-process model."""
+    summary_server: str | None = None
+    """OpenAI-compatible server URL that writes the memory's summaries instead of the chat's own
+    backend (token ids when it speaks the model's tokenizer, else the request's text)."""
     kv_state: bool = True
     """Restore the chat's saved KV cache on open and save it after each reply."""
     kv_state_limit_mb: int = Field(4096, ge=0)
@@ -267,6 +270,7 @@ class ChatSession:
         """Prompts fitted so far (a `send(check=True)` and the reply after it share one)."""
         self._checked: tuple[tuple[Any, ...], FittedPrompt] | None = None
         self.prompt_cache = PromptCache()
+        self._summary_backend: tuple[str, Any] | None = None
         """What this chat's prompts reuse from turn to turn (segments, their token costs)."""
         self._revision = 0
         self.restored_tokens = 0
@@ -295,7 +299,8 @@ class ChatSession:
         return self.options.kv_state_limit_mb
 
     def apply(self, options: SessionOptions) -> None:
-        """Take new options while the chat is open (sampler, reply length, reserve, KV state);
+        """Take new options while the chat is open (sampler, reply length, reserve, KV state,
+        summary server);
         RPContextError, with nothing changed, when one needs a new session (model, window...)."""
         if options == self.options:
             return
@@ -388,6 +393,23 @@ class ChatSession:
             store_memory(self.chat, text, covers=self.chat.messages[-1].id, front=None)
         self.save()
 
+    def summarizer(self) -> Backend:
+        """The backend that writes summaries: the options' summary server (connected on first
+        use, kept while its URL stands), else the chat's own backend."""
+        url = self.options.summary_server
+        if not url or self.backend is None:
+            return self.backend  # type: ignore[return-value]
+        held = self._summary_backend
+        if held is None or held[0] != url:
+            from .backends.remote import RemoteBackend
+
+            if held is not None:
+                held[1].close()
+            remote = RemoteBackend(url)
+            remote.speaks_ids_of(self.counter)  # ids if it agrees, else the request's text
+            held = self._summary_backend = (url, remote)
+        return held[1]
+
     def memory_due(self, fitted: FittedPrompt | None = None) -> bool:
         """Would a summary be written now (after the reply built from `fitted`)?"""
         from .memory import memory_due
@@ -409,7 +431,7 @@ class ChatSession:
                 or not self.setup.budget.memory or not (force or self.memory_due(fitted))):
             return None
         try:
-            text, covers = summarize(self.backend, fitted, self.counter, self.setup.budget,
+            text, covers = summarize(self.summarizer(), fitted, self.counter, self.setup.budget,
                                      self.setup.sampler)
         except (RPContextError, OSError, RuntimeError) as exc:
             self.memory_error = str(exc)

@@ -65,6 +65,8 @@ class Settings(BaseModel):
     """Longest reply in tokens; None: the sampler preset's `max_tokens`."""
     sampler: str | None = None
     """Sampler preset (presets/sampler) name; None: the bundle's."""
+    summary_server: str | None = None
+    """OpenAI-compatible server URL that writes the memory's summaries; None: the chat's model."""
     newline_key: Literal["shift+enter", "ctrl+j"] = "shift+enter"
     """The key that starts a new line in the message box (ctrl+j always does; Enter sends)."""
     keys: dict[str, str] = Field(default_factory=dict)
@@ -74,7 +76,8 @@ class Settings(BaseModel):
         """These settings as the options a chat runs with (the same value the command line and
         library callers pass to `ChatSession.open`)."""
         return SessionOptions(model=self.model, n_ctx=self.context, n_gpu_layers=self.n_gpu_layers,
-                              preset=self.preset, sampler=self.sampler, max_tokens=self.reply_length)
+                              preset=self.preset, sampler=self.sampler, max_tokens=self.reply_length,
+                              summary_server=self.summary_server)
 
 
 class AppState(BaseModel):

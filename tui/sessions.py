@@ -79,9 +79,10 @@ def open_session(spec: ChatSpec, settings: Settings, *, backend: Backend | None 
 
 
 def apply_settings(session: ChatSession, settings: Settings) -> None:
-    """Put the settings that can change while a chat is open onto it (the sampler preset and the
-    reply length), and take the chat's own author's note. Raises PresetError for an unknown
+    """Put the settings that can change while a chat is open onto it (the sampler preset, the
+    reply length and the summary server), and take the chat's own author's note. Raises PresetError for an unknown
     sampler."""
     live = settings.session_options()
-    session.apply(session.options.replace(sampler=live.sampler, max_tokens=live.max_tokens))
+    session.apply(session.options.replace(sampler=live.sampler, max_tokens=live.max_tokens,
+                                          summary_server=live.summary_server))
     session.settings = session.settings.model_copy(update={"author_note": author_note_of(session.chat)})

@@ -21,6 +21,7 @@ _FLAGS = {
     "max_tokens": "max_tokens",
     "model": "model",
     "server": "server",
+    "summary_server": "summary_server",
     "n_ctx": "context",
     "reserve": "reserve",
     "n_gpu_layers": "n_gpu_layers",

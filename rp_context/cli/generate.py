@@ -40,6 +40,9 @@ def register(sub: Any) -> None:
     )
     gen.add_argument("--model", help="GGUF model (default: $RP_CONTEXT_MODEL or SmolLM2-135M)")
     gen.add_argument("--server", help="OpenAI-compatible server URL instead of the in-process model")
+    gen.add_argument("--summary-server", metavar="URL",
+                     help="OpenAI-compatible server URL that writes the memory's summaries "
+                          "(default: the chat's own model)")
     gen.add_argument("--context", type=int, default=4096, help="context window in tokens")
     gen.add_argument("--reserve", type=int, default=None, help="tokens kept for the reply (default: max tokens)")
     gen.add_argument("--max-tokens", type=int, default=None, help="reply length limit (default: the sampler preset's)")

@@ -52,3 +52,32 @@ def test_a_long_chat_gets_a_memory_that_survives_reopening(repo_dir, tmp_path) -
     before = path.read_bytes()
     assert again.prompt().text == prompt.text
     assert path.read_bytes() == before
+
+
+@pytest.mark.model
+def test_a_summary_server_writes_the_memory(repo_dir, tmp_path, smollm_path) -> None:
+    """With `summary_server`, the summary request goes to that llama.cpp server (as token ids:
+    it runs the same model) and the chat's own model reads nothing."""
+    pytest.importorskip("xllamacpp")
+    from rp_context.backends.llamaserver import LlamaServer
+    from rp_context.backends.remote import RemoteBackend
+    from rp_context.memory import summary_request
+
+    path = tmp_path / "long.jsonl"
+    save_chat(synthetic_chat(30, seed=4), path)
+    card = repo_dir / "cards" / "wren-halloway.json"
+    with LlamaServer(model=smollm_path, n_ctx=1024, n_threads=2, log=tmp_path / "server.log") as srv:
+        session = ChatSession.open(cards=[card], chat_path=path, n_ctx=1024, summary_server=srv.url,
+                                   kv_state=False)
+        session.setup.sampler = session.setup.sampler.model_copy(update={"max_tokens": 32, "seed": 1})
+        fitted = session.prompt()
+        assert fitted.report.dropped  # turns were evicted: a memory is worth writing
+        text = session.update_memory(fitted, force=True)
+        assert text and session.memory is not None and session.memory["text"] == text, session.memory_error
+        remote = session.summarizer()
+        assert isinstance(remote, RemoteBackend) and remote.base_url == srv.url and remote.send_ids
+        request = summary_request(fitted, session.setup.budget, session.counter)
+        assert remote.last_result is not None
+        assert remote.last_result.metrics.prompt_tokens == len(request.ids)
+        assert session.backend.cached_ids == []  # the chat's model never ran
+        assert load_chat(path).chat.message(session.memory["message_id"]).extra[MEMORY_KEY] == text

@@ -226,7 +226,8 @@ def _sampler_options() -> list[tuple[str, str]]:
 
 
 class SettingsScreen(ModalScreen[Settings | None]):
-    """Model path, context size, GPU layers, reply length, sampler preset and the newline key.
+    """Model path, context size, GPU layers, reply length, sampler preset, summary server and
+    the newline key.
     A model path is checked before the dialog closes; the app saves the settings only once they
     were applied. `problem` says what was wrong with the saved settings at start-up."""
 
@@ -261,6 +262,8 @@ class SettingsScreen(ModalScreen[Settings | None]):
                     yield Label("Sampler preset")
                     yield Select(_sampler_options(), value=s.sampler or _NO_VALUE,
                                  id="set-sampler", prompt="the bundle's")
+            yield Label("Summary server (URL that writes the memory; empty: the chat's model)")
+            yield Input(s.summary_server or "", id="set-summary-server")
             yield Label("New line in the message box (Enter sends; ctrl+j always works)")
             yield Select([("shift+enter", "shift+enter"), ("ctrl+j only", "ctrl+j")],
                          value=s.newline_key, id="set-newline", allow_blank=False)
@@ -296,6 +299,7 @@ class SettingsScreen(ModalScreen[Settings | None]):
                 "n_gpu_layers": self.query_one("#set-gpu", Input).value or 0,
                 "reply_length": self.query_one("#set-reply", Input).value or None,
                 "sampler": sampler if isinstance(sampler, str) else None,
+                "summary_server": self.query_one("#set-summary-server", Input).value.strip() or None,
                 "newline_key": self.query_one("#set-newline", Select).value,
             })
         except ValidationError as exc:
