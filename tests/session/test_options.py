@@ -98,14 +98,33 @@ def test_the_app_settings_and_a_spec_build_the_same_options(repo_dir, tmp_path,
     from tui.sessions import ChatSpec, apply_settings, open_session
 
     settings = Settings(context=2048, n_gpu_layers=-1, sampler="deterministic", reply_length=80,
-                        preset="chatml")
+                        preset="chatml", summary_server="http://127.0.0.1:9/")
     assert settings.session_options() == SessionOptions(
-        n_ctx=2048, n_gpu_layers=-1, sampler="deterministic", max_tokens=80, preset="chatml")
+        n_ctx=2048, n_gpu_layers=-1, sampler="deterministic", max_tokens=80, preset="chatml",
+        summary_server="http://127.0.0.1:9/")
     spec = ChatSpec(cards=(str(repo_dir / "cards" / "wren-halloway.json"),), reserve=256,
                     budget="lossless", chat=tmp_path / "c.jsonl")
     s = open_session(spec, settings, backend=NoBackend(), counter=TiktokenCounter())
     assert s.options == settings.session_options().replace(reserve=256, budget="lossless")
     assert s.setup.sampler.max_tokens == 80
-    apply_settings(s, settings.model_copy(update={"reply_length": None, "sampler": None}))
+    apply_settings(s, settings.model_copy(update={"reply_length": None, "sampler": None,
+                                                  "summary_server": None}))
     assert s.setup.sampler == load_setup("chatml").sampler  # the bundle's again
     assert s.options.reserve == 256 and s.options.budget == "lossless"
+    assert s.options.summary_server is None and s.summarizer() is s.backend
+
+
+def test_a_summary_server_flag_that_answers_nothing_leaves_the_chat_whole(repo_dir, tmp_path) -> None:
+    """`--summary-server` reaches the session; a server that is not there costs the memory (its
+    error is kept for the panel), never the chat."""
+    from rp_context.cli import build_parser
+    from rp_context.cli._options import session_options
+
+    args = build_parser().parse_args(["generate", "--card", "c.json", "--chat", "c.jsonl",
+                                      "--summary-server", "http://127.0.0.1:9"])
+    assert session_options(args).summary_server == "http://127.0.0.1:9"
+    s = _open(repo_dir, tmp_path, summary_server="http://127.0.0.1:9", n_ctx=2048)
+    before = [m.model_dump() for m in s.chat.messages]
+    assert s.update_memory(s.prompt(), force=True) is None
+    assert "127.0.0.1:9" in (s.memory_error or "") and "not reachable" in s.memory_error
+    assert [m.model_dump() for m in s.chat.messages] == before
