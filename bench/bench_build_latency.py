@@ -4,8 +4,9 @@ A 2,400-message chat with five characters and a user at an 8,192-token window, t
 20,000-message chat at a 131,072-token window, with the default model's tokenizer. Each turn adds the user's message and a character's reply and builds the
 next prompt through `build_prompt` (assemble, fit, final exact tokenization) with the default
 policy (`full-window`), with one `PromptCache` held across turns as a session holds it
-(the message segments assembly reuses, per-segment costs and the template's cost rules;
-per-text counts live on the tokenizer). The baseline, measured in the same run on the same chats, is the naive
+(the message segments assembly reuses; the history's costs, grouped rounds, rendered turns and
+the template's cost rules the budget reuses; per-text counts and token pieces live on the
+tokenizer). The baseline, measured in the same run on the same chats, is the naive
 way: render the whole history with the model's own Jinja template, tokenize it all, drop the
 oldest message until it fits (subtracting each dropped message's own token count), then
 tokenize the kept prompt once more for the exact count.

@@ -392,11 +392,12 @@ def _measure_rules(a: AssembledPrompt, speaker: str, count: Any, count_parts: An
 
 
 class BudgetCache:
-    """Per-segment costs kept across turns: whoever builds prompts turn after turn (a session,
-    a benchmark) holds one and passes it to `fit_prompt`/`build_prompt`, so a new turn prices
-    only its new segments. Without one, segments are priced again from the counter's own
-    per-text counts (`counter.counts`, a dict look-up each). Bound to the first counter it meets;
-    it starts over when given another."""
+    """What the budget keeps across turns: whoever builds prompts turn after turn (a session, a
+    benchmark) holds one and passes it to `fit_prompt`/`build_prompt`, so a new turn prices only
+    its new segments, groups only its changed rounds and renders only its new turns (`_Priced`,
+    `FlatMemo`). Without one, everything is priced again from the counter's own per-text counts
+    (`counter.counts`, a dict look-up each). Bound to the first counter it meets; it starts over
+    when given another."""
 
     def __init__(self) -> None:
         self._counts: _Counts | None = None

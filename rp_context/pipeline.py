@@ -174,8 +174,9 @@ def read_chat(path: str | Path) -> tuple[Chat, list[str]]:
 
 @dataclass
 class PromptCache:
-    """What one chat's turns reuse from the turn before: its message segments and their token
-    costs. Hold one per chat (a session does) and pass it to every `build_prompt`."""
+    """What one chat's turns reuse from the turn before: its message segments, their token costs,
+    its grouped rounds and rendered turns. Hold one per chat (a session does) and pass it to
+    every `build_prompt`."""
 
     assembly: AssemblyCache = field(default_factory=AssemblyCache)
     budget: BudgetCache = field(default_factory=BudgetCache)
