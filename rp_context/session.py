@@ -371,12 +371,17 @@ class ChatSession:
     def memory(self) -> dict[str, Any] | None:
         """The newest stored summary: {text, message_id (stored on), covers (messages),
         shown (in the last prompt)}; None when the chat has none."""
+        return self.memory_in(self.last_fitted)
+
+    def memory_in(self, fitted: FittedPrompt | None) -> dict[str, Any] | None:
+        """`memory`, with `shown` saying whether it is in `fitted` (a preview of the next
+        prompt, say)."""
         from .memory import stored_memories
 
         mems = stored_memories([m for m in self.chat.messages if not m.hidden])
         if not mems:
             return None
-        shown = self.last_fitted.report.memory if self.last_fitted is not None else None
+        shown = fitted.report.memory if fitted is not None else None
         m = mems[-1]
         return {"text": m.text, "message_id": m.message_id, "covers": m.index + 1,
                 "shown": bool(shown and shown.get("message_id") == m.message_id)}

@@ -279,3 +279,29 @@ async def test_reasoning_folds_under_the_reply(make_app: Any) -> None:
         block = view.query_one(Collapsible)
         assert block.collapsed and "Reasoning" in block.title
         assert view.text == "Drink this."
+
+
+async def test_a_reopened_long_chat_says_its_memory_is_in_the_next_prompt(tiktoken_counter: Any, repo_dir: Path,
+                                                                          tmp_path: Path) -> None:
+    """Before any reply, the panel judges the memory by the preview of the next prompt."""
+    from rp_context.chat import save_chat
+    from rp_context.memory import store_memory
+    from rp_context.synth import synthetic_chat
+    from tui.app import RPChatApp
+    from tui.config import Settings
+    from tui.sessions import ChatSpec
+    from tui.widgets import MemoryPanel
+
+    chat = synthetic_chat(40, seed=4)
+    store_memory(chat, "Tess washed ashore; Wren took her in.", covers=chat.messages[9].id, front=0)
+    path = tmp_path / "long.jsonl"
+    save_chat(chat, path)
+    app = RPChatApp(spec=ChatSpec(cards=(str(repo_dir / "cards" / "wren-halloway.json"),), chat=path),
+                    settings=Settings(context=1024, reply_length=64), backend=ScriptedBackend(["Aye."]),
+                    counter=tiktoken_counter, save_settings_file=False, cursor_blink=False)
+    async with app.run_test(size=(140, 44)) as pilot:
+        await settle(app, pilot)
+        await pilot.pause(0.5)
+        assert app.chat_screen.preview is not None and app.chat_screen.preview.report.memory is not None
+        title = str(app.chat_screen.query_one(MemoryPanel).query_one(".title", Static).render())
+        assert title == "Memory · 10 messages · in the prompt"

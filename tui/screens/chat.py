@@ -281,6 +281,7 @@ class ChatScreen(Screen[None]):
         self.preview = event.fitted
         self.query_one(BudgetPanel).show(event.fitted.report, self.session.last_metrics, preview=True)
         self._mark_context(event.fitted.report)
+        self.query_one(MemoryPanel).show_session(self.session, event.fitted)
 
     # -- sending and generating -------------------------------------------------------------------
     @on(PromptInput.Submitted, "#prompt")

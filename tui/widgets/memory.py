@@ -52,10 +52,12 @@ class MemoryPanel(Vertical):
     def editable(self) -> bool:
         return bool(self.text) or self.can_write
 
-    def show_session(self, session: Any) -> None:
+    def show_session(self, session: Any, fitted: Any = None) -> None:
+        """The session's memory, and whether it is in `fitted` (default: the last prompt sent)."""
         self.text, self.holder = current_memory(session)
         self.can_write = callable(getattr(session, "set_memory", None))
-        memory = getattr(session, "memory", None)
+        memory_in = getattr(session, "memory_in", None)
+        memory = memory_in(fitted) if fitted is not None and callable(memory_in) else getattr(session, "memory", None)
         title = "Memory"
         if isinstance(memory, dict) and self.text:
             where = "in the prompt" if memory.get("shown") else "not in the prompt yet"
