@@ -303,53 +303,133 @@ class _Priced:
 
 
 class _History:
-    """The whole history's costs, aligned with it, with running sums: the chat grows at its end,
-    so a turn prices only the segments after the first one that changed (compared by identity,
-    in C), and the plan finds its window by bisection instead of a walk."""
+    """The history's costs from segment `lo` on, aligned with it, with running sums. A chat
+    grows at its end, so a turn prices only the segments after the first one that changed
+    (compared by identity, in C), and back from the newest only as far as a window can reach;
+    the plan finds its window by bisection instead of a walk."""
 
     def __init__(self) -> None:
         self.segs: list[Segment] = []
+        self.lo = -1
+        """The first priced segment (-1: nothing priced yet)."""
         self.texts: list[int] = []
         self.names: list[int] = []
         self.labels: list[int] = []
         self.marks: list[int] = []
         """A segment's role markers when it opens a turn (one per message or block), else 0."""
         self.content: list[int] = [0]
-        """content[i]: tokens of the unpinned text before segment i."""
+        """content[k]: tokens of the unpinned text of segments lo .. lo+k-1."""
         self.pinned: list[int] = [0]
         self.messages: list[int] = [0]
-        """messages[i]: chat messages before segment i."""
+        """messages[k]: chat messages among segments lo .. lo+k-1."""
         self.starts: list[int] = []
-        """Where the user messages that open a turn in every grouping are."""
+        """Where the user messages that open a turn in every grouping are (from `lo` on)."""
+        self._front: tuple[int, int, bool] = (-1, 0, False)
         self.rounds: dict[tuple[bool, bool], dict[int, tuple[int, list[_Turn]]]] = {}
         """Per grouping (batching, consolidation): a round's start → its end and its turns, for
         rounds of segments that have not changed since (`_group`)."""
 
     def update(self, history: list[Segment], cost: _Costs) -> None:
+        """Take the history now: price what changed or came at its end since the last turn."""
         keep = identical_prefix(history, self.segs)
         self._forget_rounds(keep)
+        self.segs = history
+        if self.lo < 0 or keep < self.lo:  # first turn, or an edit before what is priced
+            self._reset(history)
+            return
+        k = keep - self.lo
         for column in (self.texts, self.names, self.labels, self.marks):
-            del column[keep:]
+            del column[k:]
         for column in (self.content, self.pinned, self.messages):
-            del column[keep + 1:]
+            del column[k + 1:]
         del self.starts[bisect_left(self.starts, keep):]
-        last_block = history[keep - 1].block if keep else None
-        for i in range(keep, len(history)):
+        self._append(self._priced(history, keep, len(history), cost))
+
+    def _reset(self, history: list[Segment]) -> None:
+        self.lo = len(history)
+        self.texts, self.names, self.labels, self.marks = [], [], [], []
+        self.content, self.pinned, self.messages, self.starts = [0], [0], [0], []
+
+    def _priced(self, history: list[Segment], a: int, b: int, cost: _Costs) -> list[tuple[Any, ...]]:
+        """(text, name, label, marks, pinned, message, starts a turn) of segments a .. b-1."""
+        out: list[tuple[Any, ...]] = []
+        last_block = history[a - 1].block if a else None
+        markers = cost.markers
+        for i in range(a, b):
             s = history[i]
-            text, name, label = cost.seg(s)
+            block = s.block
+            mark = markers.get(s.role or "system", 0) if block is None or block != last_block else 0
+            out.append((*cost.seg(s), mark, s.pinned, s.kind is _MESSAGE, _starts_turn(s)))
+            last_block = block
+        return out
+
+    def _append(self, rows: list[tuple[Any, ...]]) -> None:
+        at = self.lo + len(self.texts)
+        for k, (text, name, label, mark, pinned, message, start) in enumerate(rows):
             self.texts.append(text)
             self.names.append(name)
             self.labels.append(label)
-            block = s.block
-            self.marks.append(cost.markers.get(s.role or "system", 0)
-                              if block is None or block != last_block else 0)
-            last_block = block
-            self.content.append(self.content[-1] + (0 if s.pinned else text))
-            self.pinned.append(self.pinned[-1] + s.pinned)
-            self.messages.append(self.messages[-1] + (s.kind is _MESSAGE))
-            if _starts_turn(s):
-                self.starts.append(i)
-        self.segs = history
+            self.marks.append(mark)
+            self.content.append(self.content[-1] + (0 if pinned else text))
+            self.pinned.append(self.pinned[-1] + pinned)
+            self.messages.append(self.messages[-1] + message)
+            if start:
+                self.starts.append(at + k)
+
+    def _extend_back(self, cost: _Costs, to: int | None = None) -> None:
+        """Price further back: to segment `to`, or twice as far as now (at least 256 segments)."""
+        history, lo, n = self.segs, self.lo, len(self.texts)
+        new_lo = to if to is not None else max(0, lo - max(256, len(history) - lo))
+        pinned = [self.pinned[k + 1] - self.pinned[k] for k in range(n)]
+        messages = [self.messages[k + 1] - self.messages[k] for k in range(n)]
+        kept = list(zip(self.texts, self.names, self.labels, self.marks, pinned, messages,
+                        [False] * n, strict=True))
+        starts = self.starts
+        self._reset(history)
+        self.lo = new_lo
+        self._append(self._priced(history, new_lo, lo, cost))
+        self._append(kept)
+        self.starts += starts
+
+    def window_start(self, cost: _Costs, budget: int, policy: BudgetPolicy) -> int:
+        """Where the history the reductions must see starts: 0, or a user message (which starts
+        a turn in every grouping) after which unpinned text alone is well over the budget, so
+        every turn before it is evicted whatever the reductions do. Chunked eviction fixes its
+        grid from the oldest turn and sees everything; older pinned turns would stay, so they do
+        too. Whatever is not priced yet and may matter is priced first."""
+        if policy.eviction == "chunked":
+            return self._all(cost)
+        need = budget * 1.25 + 64  # the content alone: every reduction's cost lies above ~0.9x of it
+        while True:
+            total = self.content[-1]
+            if total > need:
+                i = self.lo + bisect_left(self.content, total - need) - 1  # the newest i with more
+                k = bisect_right(self.starts, i) - 1  # than `need` from it, back to a turn start
+                if k >= 0:
+                    i = self.starts[k]
+                    pinned = self.front[1] or self.pinned[i - self.lo] > 0
+                    return self._all(cost) if pinned else i
+            if self.lo == 0:
+                return 0
+            self._extend_back(cost)
+
+    def _all(self, cost: _Costs) -> int:
+        """Price the whole history (the plan sees it all): window start 0."""
+        if self.lo > 0:
+            self._extend_back(cost, 0)
+        return 0
+
+    @property
+    def front(self) -> tuple[int, bool]:
+        """Chat messages before `lo`, and whether a segment there is pinned (read in C, once
+        per `lo`)."""
+        if self._front[0] != self.lo:
+            older = self.segs[:self.lo]
+            self._front = (self.lo, list(map(_KIND, older)).count(_MESSAGE), any(map(_PINNED, older)))
+        return self._front[1], self._front[2]
+
+    def messages_before(self, i: int) -> int:
+        return self.front[0] + self.messages[i - self.lo]
 
     def _forget_rounds(self, keep: int) -> None:
         """Forget the rounds that end after the first `keep` segments (they changed or grew)."""
@@ -360,23 +440,6 @@ class _History:
                 memo.pop(a, None)
             if len(memo) > 50_000:
                 memo.clear()
-
-    def window_start(self, budget: int, policy: BudgetPolicy) -> int:
-        """Where the history the reductions must see starts: 0, or a user message (which starts
-        a turn in every grouping) after which unpinned text alone is well over the budget, so
-        every turn before it is evicted whatever the reductions do. Chunked eviction fixes its
-        grid from the oldest turn and sees everything; older pinned turns would stay, so they do
-        too."""
-        if policy.eviction == "chunked":
-            return 0
-        need = budget * 1.25 + 64  # the content alone: every reduction's cost lies above ~0.9x of it
-        total = self.content[-1]
-        if total <= need:
-            return 0
-        i = bisect_left(self.content, total - need) - 1  # the newest i with more than `need` from it
-        k = bisect_right(self.starts, i) - 1
-        i = self.starts[k] if k >= 0 else 0
-        return 0 if i == 0 or self.pinned[i] else i
 
 
 def _measure_rules(a: AssembledPrompt, speaker: str, count: Any, count_parts: Any
@@ -488,18 +551,19 @@ def _plan(assembled: AssembledPrompt, counts: _Counts, policy: BudgetPolicy, bud
     base = fixed_tokens + (example_tokens if policy.examples != "never" else 0)
     table = cost.priced.history
     table.update(history, cost)
-    start = table.window_start(budget, policy)
+    start = table.window_start(cost, budget, policy)
     older = None
     if start:
         older = _Turn(history[:start], "user")
         history = history[start:]
-    cost.texts, cost.names, cost.labels = table.texts[start:], table.names[start:], table.labels[start:]
-    full = sum(cost.texts) + sum(cost.labels) + sum(table.marks[start:])
+    k = start - table.lo
+    cost.texts, cost.names, cost.labels = table.texts[k:], table.names[k:], table.labels[k:]
+    full = sum(cost.texts) + sum(cost.labels) + sum(table.marks[k:])
     plan = _Layout(assembled, cost, budget, head, history, tail, examples, fixed_tokens,
                    example_tokens, base, full, older)
     plan.start = start
     if older is not None:
-        plan.older_messages = table.messages[start]
+        plan.older_messages = table.messages_before(start)
         plan.older_at = older_at
     return plan
 

@@ -112,7 +112,8 @@ def test_summary_request_reuses_the_prompt_up_to_its_tail(repo_dir, tiktoken_cou
     segs = summary_segments(fitted, policy)
     from rp_context.budget import request_ids
 
-    ids, _ = request_ids(fitted, segs, tiktoken_counter)
+    ids, _, text = request_ids(fitted, segs, tiktoken_counter)
+    assert tiktoken_counter.tokenize(text, special=True) == ids  # the text sent to a server that takes text
     history_end = max(i for i, s in enumerate(fitted.segments) if s.kind == SegmentKind.CHAT_MESSAGE)
     assert [s.id for s in segs[: history_end + 1]] == [s.id for s in fitted.segments[: history_end + 1]]
     assert "Limit the summary to 90 words" in segs[-2].text
