@@ -376,10 +376,13 @@ class _History:
             if start:
                 self.starts.append(at + k)
 
-    def _extend_back(self, cost: _Costs, to: int | None = None) -> None:
-        """Price further back: to segment `to`, or twice as far as now (at least 256 segments)."""
+    def _extend_back(self, cost: _Costs, to: int | None = None, need: float = 0) -> None:
+        """Price further back: to segment `to`, or about as far as `need` more tokens of text
+        take at the priced segments' mean (and a quarter more, at least 64 segments)."""
         history, lo, n = self.segs, self.lo, len(self.texts)
-        new_lo = to if to is not None else max(0, lo - max(256, len(history) - lo))
+        mean = self.content[-1] / n if n and self.content[-1] else 64.0
+        more = max(64, int(max(0.0, need - self.content[-1]) / mean * 1.25) + 64)
+        new_lo = to if to is not None else max(0, lo - more)
         pinned = [self.pinned[k + 1] - self.pinned[k] for k in range(n)]
         messages = [self.messages[k + 1] - self.messages[k] for k in range(n)]
         kept = list(zip(self.texts, self.names, self.labels, self.marks, pinned, messages,
@@ -411,7 +414,7 @@ class _History:
                     return self._all(cost) if pinned else i
             if self.lo == 0:
                 return 0
-            self._extend_back(cost)
+            self._extend_back(cost, need=need)
 
     def _all(self, cost: _Costs) -> int:
         """Price the whole history (the plan sees it all): window start 0."""
