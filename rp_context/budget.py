@@ -206,6 +206,7 @@ class _Turn:
     ids: list[str] | None = None
     """Its message ids, kept once grouped (`message_ids`)."""
     alone: list[_Turn] | None = None
+    _full: int = -1
 
     @property
     def message_ids(self) -> list[str]:
@@ -229,6 +230,13 @@ class _Turn:
 
     @property
     def full(self) -> int:
+        """Tokens of the turn written whole (kept once asked: a turn does not change after it is
+        grouped)."""
+        if self._full < 0:
+            self._full = self._full_cost()
+        return self._full
+
+    def _full_cost(self) -> int:
         if self.batched:
             if self.body is not None:
                 return self.body + self.markers
@@ -847,8 +855,12 @@ def _evict(chunks: list[list[_Turn]], available: int, stripping: bool, tiers_for
     Stripping only lowers a chunk's cost, so without it the sums are enough; with it, re-tier
     per candidate.
     """
-    sizes = [sum(t.full for t in ch) for ch in chunks]
-    floors = [sum(t.content + len(t.segs) for t in ch) for ch in chunks]
+    if all(len(ch) == 1 for ch in chunks):  # one turn each (no chunking): no sum per chunk
+        sizes = [ch[0].full for ch in chunks]
+        floors = [ch[0].content + len(ch[0].segs) for ch in chunks]
+    else:
+        sizes = [sum(t.full for t in ch) for ch in chunks]
+        floors = [sum(t.content + len(t.segs) for t in ch) for ch in chunks]
     start = 0
     rest_full, rest_floor = sum(sizes), sum(floors)
     if rest_full <= available:
