@@ -260,6 +260,8 @@ class _Counts:
         self.flat = FlatMemo()
         self.batches: dict[int, tuple[list[Segment], str, list[Segment]]] = {}
         self.bodies: dict[int, tuple[list[Segment], int]] = {}
+        self.blocks: dict[int, Any] = {}
+        """A rendered turn's token ids by its parts list (`tokenize_blocks_cached`)."""
         self._rules: dict[tuple[Any, ...], tuple[TurnCosts, int, int]] = {}
 
     def rules(self, assembled: AssembledPrompt) -> tuple[TurnCosts, int, int]:
@@ -1341,15 +1343,18 @@ class _Costs:
 
 
 def _token_ids(flat: FlatPrompt, counter: TokenCounter, plan: _Layout) -> list[int]:
-    """The exact ids, tokenizing only pieces the cache has not seen (see `token_ids`)."""
-    return _ids(flat, counter, plan.assembled.template.bos_token, plan.cost.counts.pieces)
+    """The exact ids, tokenizing only pieces the cache has not seen and taking the turns seen
+    before whole (see `token_ids`)."""
+    counts = plan.cost.counts
+    return _ids(flat, counter, plan.assembled.template.bos_token, counts.pieces, counts.blocks)
 
 
 def _ids(flat: FlatPrompt, counter: TokenCounter, bos_token: str | None,
-         pieces: dict[str, list[int]] | None) -> list[int]:
+         pieces: dict[str, list[int]] | None, blocks: dict[int, Any] | None = None) -> list[int]:
     from .templates.render import token_ids
 
-    return token_ids(flat.parts, counter, bos_token=bos_token, cache=pieces)
+    return token_ids(() if flat.blocks is not None and blocks is not None else flat.parts, counter,
+                     bos_token=bos_token, cache=pieces, blocks=flat.blocks, block_memo=blocks)
 
 
 def _overflow_message(budget: int, tokens: int) -> str:

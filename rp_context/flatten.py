@@ -46,6 +46,10 @@ class FlatPrompt:
 
     spans: list[Span]
     stop: list[str] = field(default_factory=list)
+    blocks: list[tuple[list[TextPart], bool]] | None = None
+    """The spans' parts in blocks, in order (a rendered turn each, marked True when it is the
+    same list as the turn's last render): what the exact count reuses turn by turn. None: not
+    kept (`parts` then)."""
 
     @property
     def text(self) -> str:
@@ -80,11 +84,11 @@ class FlatMemo:
     def __init__(self, limit: int = 50_000) -> None:
         self.limit = limit
         self._key: tuple[Any, ...] | None = None
-        self._units: dict[int, tuple[list[Segment], list[Span]]] = {}
+        self._units: dict[int, tuple[list[Segment], list[Span], list[TextPart]]] = {}
         self.turns: dict[int, _Unit] = {}
         """Turns by their first segment, reused while their segments follow as before (`_units`)."""
 
-    def table(self, key: tuple[Any, ...]) -> dict[int, tuple[list[Segment], list[Span]]]:
+    def table(self, key: tuple[Any, ...]) -> dict[int, tuple[list[Segment], list[Span], list[TextPart]]]:
         """The spans by a turn's first segment (its id), for one template and set of names."""
         if key != self._key or len(self._units) > self.limit:
             self._key, self._units = key, {}
@@ -218,13 +222,16 @@ def flatten(
     )
     spans: list[Span] = []
     stops: list[str] = []
+    blocks: list[tuple[list[TextPart], bool]] | None = []
     for i, run in enumerate(runs):
         if run[0].role is None:
-            for seg in run[0].segments:
-                spans.append(Span(TextPart(seg.text, seg.special), seg.id))
+            raw = [Span(TextPart(seg.text, seg.special), seg.id) for seg in run[0].segments]
+            spans += raw
+            if blocks is not None:
+                blocks.append(([s.part for s in raw], False))
             continue
         is_last = i == last_turn_run
-        rendered, run_stops = _render_run(
+        rendered, run_stops, run_blocks = _render_run(
             run,
             template,
             user=user,
@@ -239,14 +246,20 @@ def flatten(
         if is_last:
             stops = run_stops
             if mode == "continue":
-                rendered = _open_last(rendered, run[-1])
+                rendered, blocks = _open_last(rendered, run[-1]), None
         spans.extend(rendered)
+        if blocks is not None:
+            blocks += run_blocks
+    end: list[Span] = []
     if header is not None and mode == "impersonate":
-        spans.extend(_impersonate_header(template, user=user, char=char, group=group, header=header))
+        end = _impersonate_header(template, user=user, char=char, group=group, header=header)
     elif header is not None and last_turn_run is None and mode == "normal":
         # no turns at all: the header still has to be written
-        spans.extend(_render_run([], template, user=user, char=char, speaker=speaker, group=group,
-                                 examples=False, generation=True, stop_names=stop_names)[0])
+        end = _render_run([], template, user=user, char=char, speaker=speaker, group=group,
+                          examples=False, generation=True, stop_names=stop_names)[0]
+    spans += end
+    if blocks is not None and end:
+        blocks.append(([s.part for s in end], False))
     if header is not None:
         spans = [
             Span(s.part, header.id) if s.segment is None and s.part.source == -1 else s
@@ -254,7 +267,7 @@ def flatten(
         ]
     if not stops:
         stops = render_stops(template, user=user, char=speaker or char, stop_names=stop_names)
-    return FlatPrompt(spans=spans, stop=stops)
+    return FlatPrompt(spans=spans, stop=stops, blocks=blocks)
 
 
 def _render_run(
@@ -268,8 +281,8 @@ def _render_run(
     examples: bool,
     generation: bool,
     stop_names: Sequence[str],
-    memo: dict[int, tuple[list[Segment], list[Span]]] | None = None,
-) -> tuple[list[Span], list[str]]:
+    memo: dict[int, tuple[list[Segment], list[Span], list[TextPart]]] | None = None,
+) -> tuple[list[Span], list[str], list[tuple[list[TextPart], bool]]]:
     t = template
     if examples:
         # SillyTavern formats example turns with the plain sequences, never first/last ones.
@@ -284,11 +297,13 @@ def _render_run(
     if memo is not None and not examples:
         conv = Conversation.of(t, [u.role or "system" for u in run], group=group, user=user, char=char)
         if conv.local:
-            spans = _render_local(run, conv, memo)
+            spans, blocks = _render_local(run, conv, memo)
             if generation:
-                spans += [Span(TextPart(p.text, p.special, -1), None) for p in
-                          generation_parts(t, group=group, user=user, char=char, speaker=speaker)]
-            return spans, render_stops(t, user=user, char=speaker or char, stop_names=stop_names)
+                gen = [Span(TextPart(p.text, p.special, -1), None) for p in
+                       generation_parts(t, group=group, user=user, char=char, speaker=speaker)]
+                spans += gen
+                blocks.append(([s.part for s in gen], False))
+            return spans, render_stops(t, user=user, char=speaker or char, stop_names=stop_names), blocks
     messages = [_message(unit) for unit in run]
     content_only = {j for j, unit in enumerate(run) if unit.head.tier == Tier.CONTENT}
     rendered = render_instruct(
@@ -315,7 +330,7 @@ def _render_run(
             spans.append(Span(TextPart(part.text, part.special), None))
             continue
         spans.extend(_part_spans(part, run[j]))
-    return spans, rendered.stop
+    return spans, rendered.stop, [([s.part for s in spans], False)]
 
 
 def _message(unit: _Unit) -> Message:
@@ -324,14 +339,17 @@ def _message(unit: _Unit) -> Message:
     return Message(unit.role or "system", unit.text, name)
 
 
-def _render_local(run: list[_Unit], conv: Conversation, memo: dict[int, tuple[list[Segment], list[Span]]]
-                  ) -> list[Span]:
+def _render_local(run: list[_Unit], conv: Conversation,
+                  memo: dict[int, tuple[list[Segment], list[Span], list[TextPart]]]
+                  ) -> tuple[list[Span], list[tuple[list[TextPart], bool]]]:
     """`render_instruct`'s spans for a run whose messages render alone, message by message: a
     turn in the middle (not the first, the last user turn or the last) is taken from `memo`
-    when its segments are the same objects as when it was rendered."""
+    when its segments are the same objects as when it was rendered. With them, the parts in
+    blocks (`FlatPrompt.blocks`)."""
     t = conv.template
     first_role = run[0].role or "system" if run else None
     spans = [Span(TextPart(p.text, p.special, -1), None) for p in opening_parts(t, first_role)]
+    blocks: list[tuple[list[TextPart], bool]] = [([s.part for s in spans], False)]
     content_only = [unit.head.tier == Tier.CONTENT for unit in run]
     first_emit = content_only.index(False) if False in content_only else len(run)
     first = conv.first if conv.first is not None else len(run)
@@ -343,13 +361,16 @@ def _render_local(run: list[_Unit], conv: Conversation, memo: dict[int, tuple[li
             if hit is not None and (hit[0] is unit.segments or (
                     len(hit[0]) == len(unit.segments) and all(map(is_, hit[0], unit.segments)))):
                 spans += hit[1]
+                blocks.append((hit[2], True))
                 continue
         parts = message_parts(conv, j, _message(unit), content_only=content_only[j], emitted=j > first_emit)
         unit_spans = [span for part in parts for span in _part_spans(part, unit)]
+        unit_parts = [span.part for span in unit_spans]
         if middle:
-            memo[id(unit.head)] = (unit.segments, unit_spans)
+            memo[id(unit.head)] = (unit.segments, unit_spans, unit_parts)
         spans += unit_spans
-    return spans
+        blocks.append((unit_parts, middle))
+    return spans, blocks
 
 
 def _part_spans(part: TextPart, unit: _Unit) -> list[Span]:

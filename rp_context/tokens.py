@@ -181,43 +181,62 @@ class _PartsMixin:
         text. A run is tokenized whole, or with `cache` piece by piece (`_pieces_ids`). Cuts are
         looked for in the structural parts only, and what a text holds is remembered by the
         text, so a long prompt is never searched whole."""
-        pattern = self._special_pattern()
-        if pattern is None:
+        if self._special_pattern() is None:
             return self.tokenize("".join(p.text for p in parts), special=True)
-        plain, cuts = self._plain_texts, self._cuts
-        ids: list[int] = []
-        pieces: list[str] = []  # the current run's finished pieces
-        piece: list[str] = []  # text of the piece being built
-        for part in parts:
-            text = part.text
-            if not text:
-                continue
-            if not part.special:
-                clean = plain.get(text)
-                if clean is None:
-                    if len(plain) > 200_000:
-                        plain.clear()
-                    clean = plain[text] = pattern.search(text) is None
-                if clean:
-                    piece.append(text)
+        runs = _Runs(self, cache)
+        runs.feed(parts)
+        runs.close()
+        return runs.ids
+
+    def tokenize_blocks_cached(self, blocks: Sequence[tuple[list[TextPart], bool]],
+                               cache: dict[str, list[int]],
+                               memo: dict[int, tuple[list[TextPart], list[int] | None, str]]
+                               ) -> list[int]:
+        """`tokenize_parts_cached` over the parts of `blocks` in order, where a block marked
+        reusable (the same list object turn after turn, a rendered turn) that starts at a clean
+        cut takes its pieces' ids from `memo` whole: the parts of a long prompt's turns are not
+        walked again. The result equals `tokenize_parts`."""
+        if self._special_pattern() is None:
+            return self.tokenize("".join(p.text for parts, _ in blocks for p in parts), special=True)
+        runs = _Runs(self, cache)
+        for parts, reusable in blocks:
+            if reusable:
+                hit = memo.get(id(parts))
+                if hit is None or hit[0] is not parts:
+                    if len(memo) > 50_000:
+                        memo.clear()
+                    hit = memo[id(parts)] = self._block_entry(parts, cache)
+                if hit[1] is not None:
+                    runs.close()  # the block starts at a clean cut: the run before it ends here
+                    runs.ids += hit[1]
+                    runs.piece = [hit[2]]
                     continue
-                ids += self._run_ids([*pieces, "".join(piece)], cache)  # special-token text in
-                pieces, piece = [], []  # content: plain text, a run of its own
-                ids += self.tokenize(text, special=False)
-                continue
-            at_cuts = cuts.get(text)
-            if at_cuts is None:
-                at_cuts = cuts[text] = [m.start() for m in pattern.finditer(text)
-                                        if self._splits_before(m.group())]
-            start = 0
-            for at in at_cuts:
-                if at > 0 or piece:
-                    piece.append(text[start:at])
-                    pieces.append("".join(piece))
-                    piece.clear()
-                    start = at
-            piece.append(text[start:] if start else text)
-        return ids + self._run_ids([*pieces, "".join(piece)], cache)
+            runs.feed(parts)
+        runs.close()
+        return runs.ids
+
+    def _block_entry(self, parts: list[TextPart], cache: dict[str, list[int]]
+                     ) -> tuple[list[TextPart], list[int] | None, str]:
+        """(parts, ids of its pieces but the last, the last piece's text) for a block that starts
+        with a special token that splits alone, holds no content with special-token text, and
+        whose every piece starts cleanly with its token; (parts, None, "") otherwise."""
+        runs = _Runs(self, cache)
+        if not parts or not parts[0].special or 0 not in runs.cuts_of(parts[0].text):
+            return parts, None, ""
+        runs.feed(parts)
+        if runs.ids:  # content with special-token text split the block's run
+            return parts, None, ""
+        pieces = [*runs.pieces, "".join(runs.piece)]
+        ids: list[int] = []
+        for k, piece in enumerate(pieces):
+            got = cache.get(piece)
+            if got is None:
+                got = cache[piece] = self.tokenize(piece, special=True)
+            if not got or self._piece_head(piece) != got[0]:
+                return parts, None, ""
+            if k < len(pieces) - 1:
+                ids += got
+        return parts, ids, pieces[-1]
 
     def _run_ids(self, pieces: list[str], cache: dict[str, list[int]] | None) -> list[int]:
         """A structural run's ids: one pass over its text, or its pieces each cached."""
@@ -264,6 +283,64 @@ class _PartsMixin:
             got = self.tokenize(m.group(), special=True)
             heads[m.group()] = got[0] if len(got) == 1 else None
         return heads[m.group()]
+
+
+class _Runs:
+    """`_PartsMixin._parts_ids` between parts: the ids so far, the current structural run's
+    finished pieces (cut before special tokens) and the text of the piece being built."""
+
+    __slots__ = ("tok", "cache", "pattern", "plain", "cuts", "ids", "pieces", "piece")
+
+    def __init__(self, tok: _PartsMixin, cache: dict[str, list[int]] | None) -> None:
+        self.tok, self.cache = tok, cache
+        self.pattern = tok._special_pattern()
+        self.plain, self.cuts = tok._plain_texts, tok._cuts
+        self.ids: list[int] = []
+        self.pieces: list[str] = []
+        self.piece: list[str] = []
+
+    def cuts_of(self, text: str) -> list[int]:
+        """Where special tokens that split alone start in structural `text` (remembered)."""
+        at = self.cuts.get(text)
+        if at is None:
+            assert self.pattern is not None
+            at = self.cuts[text] = [m.start() for m in self.pattern.finditer(text)
+                                    if self.tok._splits_before(m.group())]
+        return at
+
+    def feed(self, parts: Iterable[TextPart]) -> None:
+        plain, piece, pattern = self.plain, self.piece, self.pattern
+        assert pattern is not None
+        for part in parts:
+            text = part.text
+            if not text:
+                continue
+            if not part.special:
+                clean = plain.get(text)
+                if clean is None:
+                    if len(plain) > 200_000:
+                        plain.clear()
+                    clean = plain[text] = pattern.search(text) is None
+                if clean:
+                    piece.append(text)
+                    continue
+                self.close()  # special-token text in content: plain text, a run of its own
+                piece = self.piece
+                self.ids += self.tok.tokenize(text, special=False)
+                continue
+            start = 0
+            for at in self.cuts_of(text):
+                if at > 0 or piece:
+                    piece.append(text[start:at])
+                    self.pieces.append("".join(piece))
+                    piece.clear()
+                    start = at
+            piece.append(text[start:] if start else text)
+
+    def close(self) -> None:
+        """End the current run here (at the prompt's end, or a clean cut)."""
+        self.ids += self.tok._run_ids([*self.pieces, "".join(self.piece)], self.cache)
+        self.pieces, self.piece = [], []
 
 
 class LlamaTokenizer(_PartsMixin):

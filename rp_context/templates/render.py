@@ -42,28 +42,49 @@ class RenderedPrompt:
 
 
 def token_ids(parts: Sequence[TextPart], tokenizer: Any, *, bos_token: str | None = None,
-              cache: dict[str, list[int]] | None = None) -> list[int]:
+              cache: dict[str, list[int]] | None = None,
+              blocks: list[tuple[list[TextPart], bool]] | None = None,
+              block_memo: dict[int, Any] | None = None) -> list[int]:
     """Tokenize `parts` (content without special parsing) with BOS handled once.
 
     When the model's tokenizer adds BOS itself (`tokenizer.add_bos`), a leading BOS text written
     by the template is removed and the model's BOS id is put first; otherwise the template's BOS
-    text stays and becomes the BOS token through special parsing.
+    text stays and becomes the BOS token through special parsing. With `cache`, only new text is
+    tokenized; with `blocks` (the same parts in blocks) and `block_memo` too, a block seen
+    before takes its ids whole (`tokenize_blocks_cached`).
     """
-    parts = list(parts)
     adds_bos = bool(getattr(tokenizer, "add_bos", False))
     bos_id = getattr(tokenizer, "bos_id", None)
-    if adds_bos and bos_token and parts:
-        first = parts[0]
-        if first.special and first.text.startswith(bos_token):
-            rest = first.text[len(bos_token) :]
-            parts[0] = TextPart(rest, True, first.source)
-    if cache is not None and hasattr(tokenizer, "tokenize_parts_cached"):
-        ids = tokenizer.tokenize_parts_cached(parts, cache)  # only new text is tokenized
+    use_blocks = (blocks is not None and block_memo is not None and cache is not None
+                  and hasattr(tokenizer, "tokenize_blocks_cached"))
+    if not use_blocks and blocks is not None and not parts:
+        parts = [p for b, _ in blocks for p in b]
+    parts = [] if use_blocks else list(parts)
+    if use_blocks:
+        blocks = list(blocks)  # type: ignore[arg-type]
+        k = next((i for i, (b, _) in enumerate(blocks) if b), None)
+        if k is not None:
+            first = _without_bos(blocks[k][0][0], bos_token if adds_bos else None)
+            if first is not blocks[k][0][0]:
+                blocks[k] = ([first, *blocks[k][0][1:]], False)
+        ids = tokenizer.tokenize_blocks_cached(blocks, cache, block_memo)
     else:
-        ids = tokenizer.tokenize_parts(parts)
+        if parts:
+            parts[0] = _without_bos(parts[0], bos_token if adds_bos else None)
+        if cache is not None and hasattr(tokenizer, "tokenize_parts_cached"):
+            ids = tokenizer.tokenize_parts_cached(parts, cache)  # only new text is tokenized
+        else:
+            ids = tokenizer.tokenize_parts(parts)
     if adds_bos and bos_id is not None:
         ids = [bos_id, *ids]
     return ids
+
+
+def _without_bos(first: TextPart, bos_token: str | None) -> TextPart:
+    """The prompt's first part without the template's BOS text (the tokenizer adds BOS)."""
+    if bos_token and first.special and first.text.startswith(bos_token):
+        return TextPart(first.text[len(bos_token):], True, first.source)
+    return first
 
 
 class ChatTemplate(Protocol):

@@ -51,13 +51,30 @@ def _check_random(counter) -> None:
     assert cache  # the pieces were cached, so later prompts reuse them
 
 
+def _check_blocks(counter) -> None:
+    """Blocks kept across calls (the same lists, as a prompt's rendered turns) give one pass."""
+    cache: dict[str, list[int]] = {}
+    memo: dict = {}
+    rnd = random.Random(11)
+    heads = ["<|im_start|>user\n", "<|im_end|>\n", "<|endoftext|>", "<|eot_id|>"]
+    pool = [[TextPart(rnd.choice(heads), True), *_random_parts(rnd)] for _ in range(40)]
+    for _ in range(200):
+        blocks = [(rnd.choice(pool), True) if rnd.random() < 0.7 else (_random_parts(rnd), False)
+                  for _ in range(rnd.randint(1, 8))]
+        parts = [p for b, _ in blocks for p in b]
+        assert counter.tokenize_blocks_cached(blocks, cache, memo) == _one_pass(counter, parts), parts
+    assert any(hit[1] is not None for hit in memo.values())  # some blocks were taken whole
+
+
 def test_cached_pieces_equal_one_pass_tiktoken(tiktoken_counter) -> None:
     _check_random(tiktoken_counter)
+    _check_blocks(tiktoken_counter)
 
 
 @pytest.mark.model
 def test_cached_pieces_equal_one_pass_model(smollm_tokenizer) -> None:
     _check_random(smollm_tokenizer)
+    _check_blocks(smollm_tokenizer)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
