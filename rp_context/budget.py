@@ -20,17 +20,17 @@ import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter, is_
+from operator import attrgetter
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr
 
 from .assembly import AssembledPrompt
-from .assembly.columns import identical_prefix
 from .errors import BudgetError
 from .flatten import FlatMemo, FlatPrompt, Span
 from .memory import StoredMemory, choose_memory, memory_text
 from .policy import BudgetPolicy
+from .reuse import identical_prefix, same_objects
 from .segments import SECTION_OF, Section, Segment, SegmentKind, Tier
 from .templates.costs import TurnCosts, label_text
 from .tokens import CountCache, TextPart, TokenCounter, common_prefix
@@ -284,7 +284,7 @@ class _Counts:
         """Tokens of a batch's text as `_batch` writes it, joined (separate counts overshoot);
         kept by its first segment while its segments are the same objects."""
         hit = self.bodies.get(id(segs[0]))
-        if hit is not None and len(hit[0]) == len(segs) and all(map(is_, hit[0], segs)):
+        if hit is not None and same_objects(hit[0], segs):
             return hit[1]
         if len(self.bodies) > 50_000:
             self.bodies.clear()
@@ -1179,7 +1179,7 @@ def _batch(t: _Turn, memo: dict[int, tuple[list[Segment], str, list[Segment]]]) 
     """A batched turn's segments, the same objects while its messages and role stand (`memo`,
     by its first segment): a rendered turn is then reused too (`FlatMemo`)."""
     hit = memo.get(id(t.segs[0]))
-    if hit is not None and hit[1] == t.role and len(hit[0]) == len(t.segs) and all(map(is_, hit[0], t.segs)):
+    if hit is not None and hit[1] == t.role and same_objects(hit[0], t.segs):
         return hit[2]
     if len(memo) > 50_000:
         memo.clear()
@@ -1353,8 +1353,8 @@ def _ids(flat: FlatPrompt, counter: TokenCounter, bos_token: str | None,
          pieces: dict[str, list[int]] | None, blocks: dict[int, Any] | None = None) -> list[int]:
     from .templates.render import token_ids
 
-    return token_ids(() if flat.blocks is not None and blocks is not None else flat.parts, counter,
-                     bos_token=bos_token, cache=pieces, blocks=flat.blocks, block_memo=blocks)
+    return token_ids(flat.parts if flat.blocks is None else (), counter, bos_token=bos_token,
+                     cache=pieces, blocks=flat.blocks, block_memo=blocks)
 
 
 def _overflow_message(budget: int, tokens: int) -> str:

@@ -12,10 +12,10 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
-from operator import is_
 from typing import Any
 
 from ._types import Mode
+from .reuse import same_objects
 from .segments import Segment, SegmentKind, Tier
 from .templates.model import InstructTemplate, Message
 from .templates.render import (
@@ -358,8 +358,7 @@ def _render_local(run: list[_Unit], conv: Conversation,
         middle = j > first and j not in edges and (j > first_emit or not t.message_separator)
         if middle:
             hit = memo.get(id(unit.head))
-            if hit is not None and (hit[0] is unit.segments or (
-                    len(hit[0]) == len(unit.segments) and all(map(is_, hit[0], unit.segments)))):
+            if hit is not None and same_objects(hit[0], unit.segments):
                 spans += hit[1]
                 blocks.append((hit[2], True))
                 continue

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import compress, count, repeat
-from operator import is_, is_not, itemgetter, ne
+from operator import itemgetter, ne
 from typing import Any
 
 from ..chat import ChatMessage, message_edits
+from ..reuse import identical_prefix
 
-__all__ = ["Columns", "first_difference", "identical_prefix"]
+__all__ = ["Columns", "first_difference"]
 
 _COMPARED = ("id", "name", "role", "text", "hidden")
 """The fields whose change makes a message's text or segment change (a column each: lists of
@@ -76,9 +77,3 @@ class Columns:
             found = list(range(len(hidden)))
         return [i for i in found if not hidden[i]]
 
-
-def identical_prefix(new: list[Any], old: list[Any]) -> int:
-    """How many leading items of `new` are the very objects of `old` (one C pass)."""
-    if all(map(is_, new, old)):
-        return min(len(new), len(old))
-    return next(compress(count(), map(is_not, new, old)))

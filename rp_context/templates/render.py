@@ -50,27 +50,23 @@ def token_ids(parts: Sequence[TextPart], tokenizer: Any, *, bos_token: str | Non
     When the model's tokenizer adds BOS itself (`tokenizer.add_bos`), a leading BOS text written
     by the template is removed and the model's BOS id is put first; otherwise the template's BOS
     text stays and becomes the BOS token through special parsing. With `cache`, only new text is
-    tokenized; with `blocks` (the same parts in blocks) and `block_memo` too, a block seen
-    before takes its ids whole (`tokenize_blocks_cached`).
+    tokenized. `blocks`, when given, are the parts to use instead of `parts`, in blocks; with
+    `block_memo` too, a block seen before takes its ids whole (`tokenize_blocks_cached`).
     """
     adds_bos = bool(getattr(tokenizer, "add_bos", False))
     bos_id = getattr(tokenizer, "bos_id", None)
-    use_blocks = (blocks is not None and block_memo is not None and cache is not None
-                  and hasattr(tokenizer, "tokenize_blocks_cached"))
-    if not use_blocks and blocks is not None and not parts:
-        parts = [p for b, _ in blocks for p in b]
-    parts = [] if use_blocks else list(parts)
-    if use_blocks:
-        blocks = list(blocks)  # type: ignore[arg-type]
-        k = next((i for i, (b, _) in enumerate(blocks) if b), None)
-        if k is not None:
-            first = _without_bos(blocks[k][0][0], bos_token if adds_bos else None)
-            if first is not blocks[k][0][0]:
-                blocks[k] = ([first, *blocks[k][0][1:]], False)
+    bos = bos_token if adds_bos else None
+    if (blocks is not None and block_memo is not None and cache is not None
+            and hasattr(tokenizer, "tokenize_blocks_cached")):
+        blocks = list(blocks)
+        k = next((i for i, (b, _) in enumerate(blocks) if b), None)  # the block with the first part
+        if k is not None and (first := _without_bos(blocks[k][0][0], bos)) is not blocks[k][0][0]:
+            blocks[k] = ([first, *blocks[k][0][1:]], False)
         ids = tokenizer.tokenize_blocks_cached(blocks, cache, block_memo)
     else:
+        parts = [p for b, _ in blocks for p in b] if blocks is not None else list(parts)
         if parts:
-            parts[0] = _without_bos(parts[0], bos_token if adds_bos else None)
+            parts[0] = _without_bos(parts[0], bos)
         if cache is not None and hasattr(tokenizer, "tokenize_parts_cached"):
             ids = tokenizer.tokenize_parts_cached(parts, cache)  # only new text is tokenized
         else:
