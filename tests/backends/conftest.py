@@ -41,6 +41,22 @@ CARD = SimpleCard(
 """A short card: this machine pre-fills only a few hundred tokens a second."""
 
 
+HISTORY = (
+    ("user", "Hello! What is this place?"),
+    ("assistant", "The Skerry Light. I pulled you out of the surf before the tide turned."),
+    ("user", "Who are you?"),
+    ("assistant", "Wren Halloway, keeper of the light. Nine years alone out here with the cat."),
+    ("user", "Do you have any tea?"),
+    ("assistant", "Kettle's on the stove. Mind the cat, he bites strangers. The good leaves are in the tin."),
+)
+
+
+@pytest.fixture(scope="session")
+def history() -> list[tuple[str, str]]:
+    """Three exchanges with Wren, for tests that evict the first and change what comes before."""
+    return list(HISTORY)
+
+
 @pytest.fixture(scope="session")
 def chat_ids(smollm_tokenizer) -> ChatIds:
     """Token ids of a short ChatML roleplay prompt: history, then a user message."""

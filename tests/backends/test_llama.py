@@ -143,17 +143,10 @@ def test_context_shift_keeps_the_tail_after_an_evicted_span(greedy, backend: Lla
     assert res.token_ids[:3] == full.token_ids[:3]
 
 
-def test_a_changed_memory_keeps_the_cached_history_after_it(greedy, backend: LlamaBackend, chat_ids) -> None:
+def test_a_changed_memory_keeps_the_cached_history_after_it(greedy, backend: LlamaBackend, chat_ids,
+                                                             history) -> None:
     """The memory before the history changes as turns are evicted: the backend evaluates the new
     summary in place and keeps the history after it (moved), and the reply is the fresh one's."""
-    history = [
-        ("user", "Hello! What is this place?"),
-        ("assistant", "The Skerry Light. I pulled you out of the surf before the tide turned."),
-        ("user", "Who are you?"),
-        ("assistant", "Wren Halloway, keeper of the light. Nine years alone out here with the cat."),
-        ("user", "Do you have any tea?"),
-        ("assistant", "Kettle's on the stove. Mind the cat, he bites strangers. The good leaves are in the tin."),
-    ]
     sampler = greedy.model_copy(update={"max_tokens": 8})
 
     def prompt(message: str, turns: list[tuple[str, str]], memory: str) -> list[int]:

@@ -10,19 +10,12 @@ from pathlib import Path
 import pytest
 
 from rp_context.backends.llama import LlamaBackend
-from rp_context.backends.shift import plan_reuse
+from rp_context.backends.shift import ReusePlan, plan_reuse
+from rp_context.sampling import SamplerSettings
 
 pytestmark = pytest.mark.model
 
 BATCH = 16
-HISTORY = [
-    ("user", "Hello! What is this place?"),
-    ("assistant", "The Skerry Light. I pulled you out of the surf before the tide turned."),
-    ("user", "Who are you?"),
-    ("assistant", "Wren Halloway, keeper of the light. Nine years alone out here with the cat."),
-    ("user", "Do you have any tea?"),
-    ("assistant", "Kettle's on the stove. Mind the cat, he bites strangers. The good leaves are in the tin."),
-]
 LONG_MEMORY = ("Tess washed up on the rock in a storm. Wren, the keeper, pulled her from the surf, "
                "gave her dry clothes and a blanket by the stove, and told her the supply boat comes "
                "only on Thursdays, so she will have to stay the week at the light.")
@@ -36,20 +29,21 @@ def small_batches(smollm_path: Path) -> Iterator[LlamaBackend]:
     b.close()
 
 
-def _prompts(chat_ids) -> tuple[list[int], list[int]]:
-    first = chat_ids("What is the lamp made of?", [("system", "[Summary: Tess arrived.]"), *HISTORY])
-    later = chat_ids("What is the lamp made of?", [("system", f"[Summary: {LONG_MEMORY}]"), *HISTORY[2:]])
-    return first, later
+def _primed(backend: LlamaBackend, greedy, chat_ids, history) -> tuple[SamplerSettings, list[int], ReusePlan]:
+    """A reply to a prompt with a short summary cached; the next prompt, whose longer summary
+    covers the evicted first exchange, and the backend's plan for it."""
+    sampler = greedy.model_copy(update={"max_tokens": 6})
+    first = chat_ids("What is the lamp made of?", [("system", "[Summary: Tess arrived.]"), *history])
+    later = chat_ids("What is the lamp made of?", [("system", f"[Summary: {LONG_MEMORY}]"), *history[2:]])
+    backend.reset()
+    backend.stream(first, sampler=sampler).collect()
+    return sampler, later, plan_reuse(backend.cached_ids, later, min_chunk=backend.shift_min_kept)
 
 
 def test_cancel_inside_the_new_memory_keeps_only_what_precedes_it(greedy, small_batches: LlamaBackend,
-                                                                   chat_ids) -> None:
+                                                                   chat_ids, history) -> None:
     backend = small_batches
-    sampler = greedy.model_copy(update={"max_tokens": 6})
-    first, later = _prompts(chat_ids)
-    backend.reset()
-    backend.stream(first, sampler=sampler).collect()
-    plan = plan_reuse(backend.cached_ids, later, min_chunk=backend.shift_min_kept)
+    sampler, later, plan = _primed(backend, greedy, chat_ids, history)
     (gap_start, gap_end), = plan.gaps
     assert gap_end - gap_start > 2 * BATCH  # the new memory takes several steps
     cancel = threading.Event()
@@ -74,15 +68,11 @@ def test_cancel_inside_the_new_memory_keeps_only_what_precedes_it(greedy, small_
 
 
 def test_new_memory_in_steps_reports_progress_and_a_sane_reply(greedy, small_batches: LlamaBackend,
-                                                                chat_ids) -> None:
+                                                                chat_ids, history) -> None:
     """Measured: the reply's first token is a fresh run's; later ones may differ (the moved
     history was computed after the old memory: `bench_shift_fidelity.py` shows how often)."""
     backend = small_batches
-    sampler = greedy.model_copy(update={"max_tokens": 6})
-    first, later = _prompts(chat_ids)
-    backend.reset()
-    backend.stream(first, sampler=sampler).collect()
-    plan = plan_reuse(backend.cached_ids, later, min_chunk=backend.shift_min_kept)
+    sampler, later, plan = _primed(backend, greedy, chat_ids, history)
     seen: list[tuple[int, int]] = []
     res = backend.stream(later, sampler=sampler, on_progress=lambda d, t: seen.append((d, t))).collect()
     m = res.metrics
